@@ -1,0 +1,65 @@
+"""Structured logging: one JSON object a line, with anything that looks like a phone number
+or an identity number masked before it is written (DOMAIN.md rule 8)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import sys
+from typing import Any
+
+# 7+ digit runs (phone numbers) and 18-character identity numbers.
+_SENSITIVE = re.compile(r"(?<![\w.])(\+?\d{3})\d{3,}(\d{4})(?![\w.])|\b\d{17}[\dXx]\b")
+
+
+def redact(text: str) -> str:
+    def _mask(m: re.Match[str]) -> str:
+        if m.group(1) is None:
+            return "[id]"
+        return f"{m.group(1)}****{m.group(2)}"
+
+    return _SENSITIVE.sub(_mask, text)
+
+
+_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": redact(record.getMessage()),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = redact(value) if isinstance(value, str) else value
+        if record.exc_info:
+            entry["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(
+            f"{k}={v}"
+            for k, v in record.__dict__.items()
+            if k not in _STANDARD and not k.startswith("_")
+        )
+        base = super().format(record)
+        return redact(f"{base} {extras}".rstrip())
+
+
+def configure(level: str = "INFO", fmt: str = "json") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter() if fmt == "json" else TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,283 @@
+"""SQLAlchemy models. Times are UTC (``UtcDateTime``); phone numbers are never stored in clear
+(``*_enc`` encrypted, ``*_hash`` keyed digest for look-ups, ``*_masked`` for display)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from hotline.clock import as_utc, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in and out, on SQLite (naive storage) and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        return None if value is None else as_utc(value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class TimestampMixin:
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SurveyStatus:
+    """Where a call stands with its 一次一评 (DOMAIN.md rule 1: never lost)."""
+
+    PENDING = "pending"  # known, survey not reached yet
+    IN_PROGRESS = "in_progress"
+    RATED = "rated"
+    NOT_RATED = "not_rated"  # hung up before rating or pressed nothing
+    DEFAULTED = "defaulted"  # window passed: a default 基本满意 rating was made
+
+
+class Call(TimestampMixin, Base):
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    linkedid: Mapped[str] = mapped_column(String(64), unique=True)
+    uniqueid: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str | None] = mapped_column(String(128))
+    caller_enc: Mapped[str | None] = mapped_column(Text)
+    caller_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    caller_masked: Mapped[str | None] = mapped_column(String(32))
+    agent_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    queue: Mapped[str | None] = mapped_column(String(64))
+    case_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    department_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    survey_started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    survey_status: Mapped[str] = mapped_column(String(16), default=SurveyStatus.PENDING)
+
+    ratings: Mapped[list[Rating]] = relationship(back_populates="call")
+
+    __table_args__ = (Index("ix_calls_survey_status_started", "survey_status", "started_at"),)
+
+
+class RatingSource:
+    KEYPAD = "keypad"
+    CALLBACK = "callback"
+    DEFAULT = "default"
+    MANUAL = "manual"
+
+
+class RatingKind:
+    PER_CALL = "per_call"  # 一次一评
+    PER_CASE = "per_case"  # 一事一评
+
+
+class Rating(TimestampMixin, Base):
+    __tablename__ = "ratings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_no: Mapped[str] = mapped_column(String(64))
+    assess_number: Mapped[int] = mapped_column(Integer, default=1)
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    level: Mapped[int] = mapped_column(Integer)  # canonical: 1 非常满意 … 5 非常不满意
+    reason_codes: Mapped[str | None] = mapped_column(String(128))
+    comment_text: Mapped[str | None] = mapped_column(Text)
+    comment_recording: Mapped[str | None] = mapped_column(String(255))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    agent_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    department_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    rated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # 复核 (DOMAIN.md rule 6): invalid ratings stay for audit, out of the statistics
+    valid: Mapped[bool] = mapped_column(Boolean, default=True)
+    invalid_reason: Mapped[str | None] = mapped_column(Text)
+    reviewed_by: Mapped[str | None] = mapped_column(String(64))
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    call: Mapped[Call | None] = relationship(back_populates="ratings")
+    case: Mapped[Case | None] = relationship(back_populates="ratings")
+
+    __table_args__ = (UniqueConstraint("project_no", "assess_number", name="uq_ratings_key"),)
+
+    @property
+    def is_default(self) -> bool:
+        return self.source == RatingSource.DEFAULT
+
+
+class CaseStatus:
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Case(TimestampMixin, Base):
+    """工单."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_number: Mapped[str] = mapped_column(String(64), unique=True)
+    department_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    department_name: Mapped[str | None] = mapped_column(String(128))
+    citizen_enc: Mapped[str | None] = mapped_column(Text)
+    citizen_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    citizen_masked: Mapped[str | None] = mapped_column(String(32))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"))
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.OPEN)
+    has_bad_rating: Mapped[bool] = mapped_column(Boolean, default=False)
+    needs_attention: Mapped[bool] = mapped_column(Boolean, default=False)
+    rectification_result: Mapped[str | None] = mapped_column(Text)
+    rectification_due: Mapped[dt.date | None] = mapped_column(Date)
+    callback_due: Mapped[dt.date | None] = mapped_column(Date)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    ratings: Mapped[list[Rating]] = relationship(back_populates="case")
+
+
+class Campaign(TimestampMixin, Base):
+    """A 回访 / 邀评 campaign; its dialling rules (windows, caps, retries) live in ``rules``."""
+
+    __tablename__ = "callback_campaigns"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class CallbackTask(TimestampMixin, Base):
+    __tablename__ = "callback_tasks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("callback_campaigns.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"))
+    number_enc: Mapped[str] = mapped_column(Text)
+    number_hash: Mapped[str] = mapped_column(String(64), index=True)
+    number_masked: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    attempts_made: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    deadline_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    result_rating_id: Mapped[int | None] = mapped_column(ForeignKey("ratings.id"))
+    manual_note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_callback_tasks_due", "status", "next_attempt_at"),)
+
+
+class CallbackAttempt(TimestampMixin, Base):
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("callback_tasks.id"))
+    attempt_no: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="dialing")
+    scheduler_id: Mapped[str | None] = mapped_column(String(64))
+    action_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    channel_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    reason: Mapped[int | None] = mapped_column(Integer)
+    hangup_cause: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("task_id", "attempt_no", name="uq_callback_attempts_no"),)
+
+
+class DoNotCall(Base):
+    __tablename__ = "do_not_call"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    number_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    number_masked: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class OutboxStatus:
+    PENDING = "pending"
+    INFLIGHT = "inflight"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+class OutboxEntry(Base):
+    """A rating event to deliver upstream; written in the rating's own transaction. Its id is
+    also the pull feed's cursor, so an update (an invalidation) is a new entry."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rating_id: Mapped[int] = mapped_column(ForeignKey("ratings.id"), index=True)
+    project_no: Mapped[str] = mapped_column(String(64))
+    assess_number: Mapped[int] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(16), default="rating")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        Index("ix_outbox_project", "project_no", "id"),
+    )
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
