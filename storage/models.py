@@ -260,6 +260,8 @@ class OutboxEntry(Base):
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # a rating still being completed is held back until ready_at (storage.ratings)
+    ready_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

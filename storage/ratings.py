@@ -1,0 +1,154 @@
+"""Writing ratings: the one path by which a rating enters the database, always together with
+its outbox entry in the same transaction (nothing is forwarded from memory alone).
+
+A survey saves its rating after every step (level, then reason, then comment), so the outbox
+entry of a rating still being completed is *held* (``hold_until``) and refreshed in place; it
+is released when the survey ends, or by itself when the hold expires (a crash mid-survey
+therefore delays the push, never loses it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hotline.clock import utcnow
+from hotline.levels import Level
+from storage.models import OutboxEntry, OutboxStatus, Rating
+
+CALL_PROJECT_PREFIX = "CALL-"
+
+
+def project_no_for_call(linkedid: str) -> str:
+    """一次一评 rates the call itself, so the call is the ``projectNo``; 一事一评 uses the
+    case number. Keeping the two apart keeps (projectNo, assessNumber) unique when a case has
+    several calls."""
+    return f"{CALL_PROJECT_PREFIX}{linkedid}"
+
+
+@dataclass
+class RatingInput:
+    project_no: str
+    kind: str
+    source: str
+    level: Level
+    assess_number: int = 1
+    reason_codes: list[str] | None = None
+    comment_text: str | None = None
+    comment_recording: str | None = None
+    call_id: int | None = None
+    case_id: int | None = None
+    case_number: str | None = None
+    agent_id: str | None = None
+    department_code: str | None = None
+    rated_at: dt.datetime | None = None
+
+
+def snapshot(rating: Rating, case_number: str | None = None, event: str = "rating") -> dict[str, Any]:
+    """What the outbox carries: the rating in canonical form; the province's record is built
+    from it by the forwarding profile at send time."""
+    return {
+        "event": event,
+        "rating_id": rating.id,
+        "project_no": rating.project_no,
+        "assess_number": rating.assess_number,
+        "kind": rating.kind,
+        "source": rating.source,
+        "level": rating.level,
+        "reason_codes": rating.reason_codes.split(",") if rating.reason_codes else [],
+        "comment_text": rating.comment_text,
+        "comment_recording": rating.comment_recording,
+        "case_number": case_number,
+        "agent_id": rating.agent_id,
+        "department_code": rating.department_code,
+        "rated_at": rating.rated_at.isoformat(),
+        "valid": rating.valid,
+        "invalid_reason": rating.invalid_reason,
+    }
+
+
+async def save_rating(
+    session: AsyncSession,
+    data: RatingInput,
+    *,
+    hold_until: dt.datetime | None = None,
+) -> Rating:
+    """Insert or update the rating keyed by (project_no, assess_number) and refresh its outbox
+    entry. Idempotent: saving the same input twice leaves one rating and one pending entry."""
+    rating = await session.scalar(
+        select(Rating)
+        .where(Rating.project_no == data.project_no, Rating.assess_number == data.assess_number)
+        .with_for_update()
+    )
+    if rating is None:
+        rating = Rating(project_no=data.project_no, assess_number=data.assess_number)
+        session.add(rating)
+    rating.kind = data.kind
+    rating.source = data.source
+    rating.level = int(data.level)
+    if data.reason_codes is not None:
+        rating.reason_codes = ",".join(data.reason_codes) or None
+    if data.comment_text is not None:
+        rating.comment_text = data.comment_text
+    if data.comment_recording is not None:
+        rating.comment_recording = data.comment_recording
+    for name in ("call_id", "case_id", "agent_id", "department_code"):
+        value = getattr(data, name)
+        if value is not None:
+            setattr(rating, name, value)
+    rating.rated_at = data.rated_at or rating.rated_at or utcnow()
+    await session.flush()
+    await enqueue(session, rating, case_number=data.case_number, hold_until=hold_until)
+    return rating
+
+
+async def enqueue(
+    session: AsyncSession,
+    rating: Rating,
+    *,
+    case_number: str | None = None,
+    event: str = "rating",
+    hold_until: dt.datetime | None = None,
+) -> None:
+    """Refresh the rating's pending outbox entry, or append a new one when the previous entry is
+    already being sent or delivered (an update then travels as its own record)."""
+    payload = snapshot(rating, case_number, event)
+    when = hold_until or utcnow()
+    result = await session.execute(
+        update(OutboxEntry)
+        .where(
+            OutboxEntry.rating_id == rating.id,
+            OutboxEntry.status == OutboxStatus.PENDING,
+            OutboxEntry.event == event,
+            OutboxEntry.attempts == 0,
+        )
+        .values(payload=payload, ready_at=when, next_attempt_at=when)
+    )
+    if result.rowcount:  # type: ignore[attr-defined]
+        return
+    session.add(
+        OutboxEntry(
+            rating_id=rating.id,
+            project_no=rating.project_no,
+            assess_number=rating.assess_number,
+            event=event,
+            payload=payload,
+            ready_at=when,
+            next_attempt_at=when,
+        )
+    )
+    await session.flush()
+
+
+async def release(session: AsyncSession, rating_id: int) -> None:
+    """End the hold: the rating is complete, send it now."""
+    await session.execute(
+        update(OutboxEntry)
+        .where(OutboxEntry.rating_id == rating_id, OutboxEntry.status == OutboxStatus.PENDING)
+        .where(OutboxEntry.attempts == 0)
+        .values(ready_at=utcnow(), next_attempt_at=utcnow())
+    )
