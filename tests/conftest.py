@@ -1,0 +1,119 @@
+"""Shared fixtures. Storage-touching tests take ``database_url``, which runs them on both
+SQLite and the real PostgreSQL (DEVELOPERS.md). In CI (CI=true) a missing component fails
+loudly instead of skipping."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from hotline.context import AppContext
+from hotline.settings import Settings, load_settings
+from storage import migrate
+
+pytest_plugins = ["tests.fixtures_asterisk"]
+
+IN_CI = os.environ.get("CI") == "true"
+PG_ADMIN_DSN = os.environ.get("HOTLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def missing(what: str) -> None:
+    """Skip locally, fail in CI: no real-component test may be skipped there."""
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI", pytrace=False)
+    pytest.skip(f"{what} not available")
+
+
+def _pg_url(dbname: str) -> str:
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{dbname}"
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str | None]:
+    """One migrated PostgreSQL database per test session, cloned per test."""
+    name = f"hotline_tmpl_{os.getpid()}"
+    try:
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
+        yield None
+        print(f"PostgreSQL unavailable: {exc}")
+        return
+    migrate.upgrade(_pg_url(name))
+    yield name
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: Path,
+    pg_template: str | None,
+) -> Iterator[str]:
+    """A fresh, migrated database: SQLite file, or a PostgreSQL database cloned from the
+    session template (fast: no migration per test)."""
+    if request.param == "sqlite":
+        target = tmp_path / "hotline.db"
+        target.write_bytes(sqlite_template.read_bytes())
+        yield f"sqlite+aiosqlite:///{target}"
+        return
+    if pg_template is None:
+        missing("PostgreSQL at 127.0.0.1:5432")
+    name = f"hotline_t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
+    yield _pg_url(name)
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def postgres_url(pg_template: str | None) -> Iterator[str]:
+    """PostgreSQL only (for what SQLite cannot do, such as SKIP LOCKED between processes)."""
+    if pg_template is None:
+        missing("PostgreSQL at 127.0.0.1:5432")
+    name = f"hotline_t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
+    yield _pg_url(name)
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings isolated from the developer's environment and files."""
+    for key in list(os.environ):
+        if key.startswith("HOTLINE_") and key != "HOTLINE_TEST_PG":
+            os.environ.pop(key)
+    return load_settings(Path(os.devnull), data_dir=tmp_path / "data", **overrides)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path, database_url=database_url)
+
+
+@pytest.fixture
+async def ctx(settings: Settings) -> AsyncIterator[AppContext]:
+    context = AppContext.create(settings)
+    yield context
+    await context.close()
