@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="12345 hotline 好差评 telephone rating service",
     )
     parser.add_argument(
-        "--config", type=Path, default=None,
+        "--config",
+        type=Path,
+        default=None,
         help="settings file (TOML); default $HOTLINE_CONFIG or ./hotline.toml",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -29,7 +29,8 @@ WORKERS: list[tuple[str, str]] = [
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("serve", help="run the service (FastAGI, HTTP API, forwarder, scheduler)")
     p.add_argument(
-        "--asterisk", action="store_true",
+        "--asterisk",
+        action="store_true",
         help="also start the sandboxed Asterisk 22 (built on first use) and stop it on exit",
     )
     p.add_argument("--no-migrate", action="store_true", help="do not apply migrations at start")
@@ -56,8 +57,9 @@ async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> No
         stopping.set()
         for task in done:
             if task is not waiter and task.exception() is not None:
-                log.error("worker failed", exc_info=task.exception(),
-                          extra={"worker": task.get_name()})
+                log.error(
+                    "worker failed", exc_info=task.exception(), extra={"worker": task.get_name()}
+                )
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await ctx.close()

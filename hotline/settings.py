@@ -8,6 +8,7 @@ Every field is documented in the README's settings table; keep the two in step.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from functools import cached_property
 from pathlib import Path
@@ -42,6 +43,33 @@ DEFAULT_REASONS = [
 ]
 
 
+class CallbackTrunk(BaseModel):
+    """An outbound trunk for 回访 / 邀评 calls (callback_scheduler): how Asterisk dials a number
+    through it, and how many simultaneous calls it may carry (across all scheduler processes)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # ``{number}`` is replaced by the citizen's number, e.g. "PJSIP/{number}@carrier"
+    dial_string: str = Field(pattern=r"\{number\}")
+    max_calls: int = Field(default=10, ge=1)
+
+
+DEFAULT_CALLBACK_TRUNKS = [
+    CallbackTrunk(name="carrier", dial_string="PJSIP/{number}@carrier", max_calls=10)
+]
+
+#: Minutes to wait before the next attempt, per outcome of the previous one (DOMAIN.md rule 5).
+DEFAULT_CALLBACK_RETRY_MINUTES = {
+    "busy": 30,
+    "no_answer": 60,
+    "congestion": 15,
+    "failed": 60,
+    "answered_no_rating": 120,
+    "unknown": 60,
+}
+
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -64,6 +92,7 @@ class Settings(BaseSettings):
     serve_http: bool = True
     serve_forwarder: bool = True
     serve_scheduler: bool = True
+    serve_default_ratings: bool = True
 
     # --- FastAGI server
     fastagi_host: str = "127.0.0.1"
@@ -71,6 +100,7 @@ class Settings(BaseSettings):
     fastagi_max_calls: int = Field(default=500, ge=1)
     fastagi_read_timeout: float = Field(default=120.0, gt=0)
     fastagi_shutdown_grace: float = Field(default=30.0, ge=0)
+    fastagi_check_prompts: bool = True  # refuse to start while a prompt file is missing
 
     # --- HTTP API
     http_host: str = "127.0.0.1"
@@ -87,6 +117,10 @@ class Settings(BaseSettings):
     asterisk_root: Path = Path.home() / ".cache" / "hotline" / "asterisk-root"
     asterisk_conf_dir: Path = PROJECT_ROOT / "asterisk_conf"
     asterisk_run_dir: Path | None = None  # None: data_dir/asterisk
+    asterisk_sip_port: int = Field(default=5060, ge=1, le=65535)  # UDP, on 127.0.0.1
+    asterisk_rtp_start: int = Field(default=10000, ge=1024, le=65534)
+    asterisk_rtp_end: int = Field(default=10999, ge=1025, le=65535)
+    asterisk_start_timeout: float = Field(default=60.0, gt=0)  # seconds until fully booted
 
     # --- the five levels and the survey
     keypad_map: dict[str, int] = Field(
@@ -96,13 +130,18 @@ class Settings(BaseSettings):
     survey_digit_timeout_ms: int = Field(default=6000, ge=1000)
     survey_comment_max_seconds: int = Field(default=60, ge=0)
     survey_reasons: list[ReasonOption] = Field(default_factory=lambda: list(DEFAULT_REASONS))
+    survey_comment_silence_seconds: int = Field(default=5, ge=0)  # 0: only # or max length end
+    survey_recordings_dir: Path | None = None  # None: data_dir/recordings (as Asterisk sees it)
+    survey_stale_after_seconds: float = Field(default=3600.0, gt=0)
+
+    # --- prompts (ivr.prompts)
+    prompts_dir: Path | None = None  # None: data_dir/sounds/hotline
+    prompts_voice: str = "cmn-latn-pinyin"  # espeak-ng Mandarin voice
     bad_rating_fallback_reason: str = "9"
 
     # --- policy windows (DOMAIN.md rules 2 and 4)
     default_rating_window: int = Field(default=7, ge=1)
-    default_rating_window_unit: Literal["minutes", "natural_days", "working_days"] = (
-        "natural_days"
-    )
+    default_rating_window_unit: Literal["minutes", "natural_days", "working_days"] = "natural_days"
     default_rating_interval_seconds: float = Field(default=60.0, gt=0)
     rectification_days: int = Field(default=15, ge=1)
     rectification_days_unit: Literal["natural_days", "working_days"] = "working_days"
@@ -111,6 +150,59 @@ class Settings(BaseSettings):
 
     # --- privacy (DOMAIN.md rule 8)
     phone_key_file: Path | None = None  # None: data_dir/phone.key, created on first start
+
+    # --- 回访 / 邀评 callbacks (callback_scheduler; DOMAIN.md rules 3, 5, 8). The first group
+    # are the defaults a new campaign starts from; each campaign may override them.
+    # daily call windows, Beijing time (setting ``timezone``), "HH:MM-HH:MM", end exclusive
+    callback_windows: list[str] = Field(default_factory=lambda: ["09:00-12:00", "14:00-18:00"])
+    callback_working_days_only: bool = True  # official calendar: no holidays, 调休 days on
+    callback_max_attempts: int = Field(default=3, ge=1, le=10)
+    callback_retry_minutes: dict[str, int] = Field(
+        default_factory=lambda: dict(DEFAULT_CALLBACK_RETRY_MINUTES)
+    )
+    callback_calls_per_minute: int = Field(default=20, ge=1)  # per campaign
+    callback_caller_id: str = "12345"
+    # hard caps, shared by every scheduler process through the database
+    callback_max_concurrent_calls: int = Field(default=10, ge=1)
+    callback_trunks: list[CallbackTrunk] = Field(
+        default_factory=lambda: list(DEFAULT_CALLBACK_TRUNKS)
+    )
+    callback_default_trunk: str = "carrier"
+    # the dialplan context the answered call enters (the FastAGI ``callback`` route)
+    callback_context: str = "callback"
+    callback_ring_seconds: int = Field(default=40, ge=5, le=180)  # Originate Timeout
+    # extra wait for OriginateResponse after the ring time before the outcome is "unknown"
+    callback_response_grace_seconds: float = Field(default=20.0, gt=0)
+    # an attempt still active after this is reconciled (a scheduler died mid-call)
+    callback_max_call_seconds: int = Field(default=900, ge=60)
+    callback_poll_interval: float = Field(default=2.0, gt=0)
+
+    # --- forwarding to the provincial aggregation system (DOMAIN.md rule 9, forwarder/README.md)
+    # where records are POSTed; empty: no push (the pull feed still serves every rating)
+    forwarder_endpoint: str = ""
+    # built-in profile (forwarder/profiles/<name>.toml) mapping a rating to the province's record
+    forwarder_profile: str = "default"
+    # a site's own profile file (TOML or JSON); when set it replaces forwarder_profile
+    forwarder_profile_file: Path | None = None
+    # site values overlaying the profile's [values] (data_source, area_code, pf_telephone ...)
+    forwarder_values: dict[str, str] = Field(default_factory=dict)
+    # secrets: the HMAC key (json_hmac), or appMark/appWord and SM2 keys in hex (sm2_envelope)
+    forwarder_hmac_secret: str = ""
+    forwarder_app_mark: str = ""
+    forwarder_app_word: str = ""
+    forwarder_sm2_private_key: str = ""  # ours: signs the envelope
+    forwarder_sm2_receiver_public_key: str = ""  # the province's: encrypts the payload
+    forwarder_ca_file: Path | None = None  # extra CA bundle for a provincial private CA
+    # delivery tuning: records claimed per batch, requests at once, per-request timeout
+    forwarder_batch_size: int = Field(default=50, ge=1, le=1000)
+    forwarder_concurrency: int = Field(default=8, ge=1, le=256)
+    forwarder_request_timeout: float = Field(default=15.0, gt=0)
+    # retry delay after the n-th failure: min(max, base * 2**(n-1)), with jitter
+    forwarder_backoff_base: float = Field(default=2.0, gt=0)
+    forwarder_backoff_max: float = Field(default=600.0, gt=0)
+    # how long a claimed record stays reserved to one forwarder (renewed while it works on it)
+    forwarder_lease_seconds: float = Field(default=120.0, gt=0)
+    forwarder_poll_interval: float = Field(default=1.0, gt=0)  # idle wait between empty polls
 
     # ----------------------------------------------------------------- validation
     @field_validator("timezone")
@@ -151,6 +243,45 @@ class Settings(BaseSettings):
             raise ValueError("at least one reason is needed")
         return value
 
+    @field_validator("callback_windows")
+    @classmethod
+    def _windows_well_formed(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one call window is needed")
+        for window in value:
+            m = _WINDOW.match(window.strip())
+            if m is None:
+                raise ValueError(f"window {window!r} is not HH:MM-HH:MM")
+            if (m[1], m[2]) >= (m[3], m[4]):
+                raise ValueError(f"window {window!r} ends before it starts")
+        return [w.strip() for w in value]
+
+    @field_validator("callback_retry_minutes")
+    @classmethod
+    def _retry_outcomes_known(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = set(value) - set(DEFAULT_CALLBACK_RETRY_MINUTES)
+        if unknown:
+            raise ValueError(
+                f"unknown outcome(s) {sorted(unknown)}; known: "
+                + ", ".join(DEFAULT_CALLBACK_RETRY_MINUTES)
+            )
+        if any(v < 0 for v in value.values()):
+            raise ValueError("retry delays must not be negative")
+        # an outcome left out keeps its default delay
+        return {**DEFAULT_CALLBACK_RETRY_MINUTES, **value}
+
+    @model_validator(mode="after")
+    def _default_trunk_exists(self) -> Settings:
+        names = [t.name for t in self.callback_trunks]
+        if len(set(names)) != len(names):
+            raise ValueError("callback_trunks: trunk names must be unique")
+        if self.callback_default_trunk not in names:
+            raise ValueError(
+                f"callback_default_trunk {self.callback_default_trunk!r} is not one of the "
+                f"callback_trunks ({', '.join(names)})"
+            )
+        return self
+
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
@@ -180,6 +311,14 @@ class Settings(BaseSettings):
     @property
     def effective_asterisk_run_dir(self) -> Path:
         return (self.asterisk_run_dir or self.data_dir / "asterisk").expanduser().resolve()
+
+    @property
+    def effective_prompts_dir(self) -> Path:
+        return (self.prompts_dir or self.data_dir / "sounds" / "hotline").expanduser().resolve()
+
+    @property
+    def effective_recordings_dir(self) -> Path:
+        return (self.survey_recordings_dir or self.data_dir / "recordings").expanduser().resolve()
 
     @property
     def effective_phone_key_file(self) -> Path:

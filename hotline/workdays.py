@@ -86,7 +86,5 @@ def add_working_days(start: dt.date, days: int, overrides_file: Path | None = No
     return calendar(overrides_file).add_working_days(start, days)
 
 
-def working_days_between(
-    start: dt.date, end: dt.date, overrides_file: Path | None = None
-) -> int:
+def working_days_between(start: dt.date, end: dt.date, overrides_file: Path | None = None) -> int:
     return calendar(overrides_file).working_days_between(start, end)

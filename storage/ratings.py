@@ -48,7 +48,9 @@ class RatingInput:
     rated_at: dt.datetime | None = None
 
 
-def snapshot(rating: Rating, case_number: str | None = None, event: str = "rating") -> dict[str, Any]:
+def snapshot(
+    rating: Rating, case_number: str | None = None, event: str = "rating"
+) -> dict[str, Any]:
     """What the outbox carries: the rating in canonical form; the province's record is built
     from it by the forwarding profile at send time."""
     return {

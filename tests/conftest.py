@@ -50,7 +50,7 @@ def pg_template() -> Iterator[str | None]:
     name = f"hotline_tmpl_{os.getpid()}"
     try:
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
+    except Exception as exc:
         yield None
         print(f"PostgreSQL unavailable: {exc}")
         return

@@ -18,8 +18,11 @@ from storage.ratings import RatingInput, project_no_for_call, release, save_rati
 
 def _keypad(linkedid: str, level: Level, **kw: object) -> RatingInput:
     return RatingInput(
-        project_no=project_no_for_call(linkedid), kind=RatingKind.PER_CALL,
-        source=RatingSource.KEYPAD, level=level, **kw,  # type: ignore[arg-type]
+        project_no=project_no_for_call(linkedid),
+        kind=RatingKind.PER_CALL,
+        source=RatingSource.KEYPAD,
+        level=level,
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -61,7 +64,9 @@ async def test_step_by_step_saves_keep_one_rating_and_one_held_entry(ctx: AppCon
     async with ctx.db.transaction() as s:
         r = await save_rating(s, _keypad("1.3", Level.DISSATISFIED), hold_until=hold)
     async with ctx.db.transaction() as s:
-        await save_rating(s, _keypad("1.3", Level.DISSATISFIED, reason_codes=["2"]), hold_until=hold)
+        await save_rating(
+            s, _keypad("1.3", Level.DISSATISFIED, reason_codes=["2"]), hold_until=hold
+        )
     async with ctx.db.transaction() as s:
         await save_rating(
             s, _keypad("1.3", Level.DISSATISFIED, comment_recording="c/1.3.wav"), hold_until=hold
@@ -91,7 +96,10 @@ async def test_update_after_delivery_is_a_new_outbox_entry(ctx: AppContext) -> N
     async with ctx.db.transaction() as s:
         await save_rating(s, _keypad("1.4", Level.VERY_SATISFIED))
     async with ctx.db.sessions() as s:
-        levels = [e.payload["level"] for e in (await s.scalars(select(OutboxEntry).order_by(OutboxEntry.id)))]
+        levels = [
+            e.payload["level"]
+            for e in (await s.scalars(select(OutboxEntry).order_by(OutboxEntry.id)))
+        ]
     assert levels == [2, 1]
 
 
@@ -100,8 +108,11 @@ async def test_natural_key_is_unique(ctx: AppContext) -> None:
     with pytest.raises(IntegrityError):
         async with ctx.db.transaction() as s:
             for _ in range(2):
-                s.add(Rating(project_no="P1", assess_number=1, kind="per_case",
-                             source="manual", level=3))
+                s.add(
+                    Rating(
+                        project_no="P1", assess_number=1, kind="per_case", source="manual", level=3
+                    )
+                )
                 await s.flush()
 
 

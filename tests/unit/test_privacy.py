@@ -38,8 +38,13 @@ def test_rule8_key_file_is_private_and_reused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "masked"),
-    [("13800138000", "138****8000"), ("12345", "*2345"), ("110", "***"), ("", ""),
-     ("+8613800138000", "+86*******8000")],
+    [
+        ("13800138000", "138****8000"),
+        ("12345", "*2345"),
+        ("110", "***"),
+        ("", ""),
+        ("+8613800138000", "+86*******8000"),
+    ],
 )
 def test_mask_number(raw: str, masked: str) -> None:
     assert mask_number(raw) == masked
@@ -55,7 +60,9 @@ def test_rule8_logs_never_carry_a_full_number_or_identity() -> None:
     assert "13800138000" not in out and "138****8000" in out
     assert "11010519491231002X" not in out
     assert "12345" in out  # the hotline's own short number is not personal data
-    record = logging.LogRecord("t", logging.INFO, __file__, 1, "call from %s", ("13912345678",), None)
+    record = logging.LogRecord(
+        "t", logging.INFO, __file__, 1, "call from %s", ("13912345678",), None
+    )
     record.caller = "13912345678"
     line = json.loads(JsonFormatter().format(record))
     assert "13912345678" not in json.dumps(line)

@@ -9,7 +9,9 @@ import pytest
 from hotline.settings import SettingsError, load_settings
 
 
-def test_defaults_are_the_embedded_sqlite_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_are_the_embedded_sqlite_setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path))
     s = load_settings(Path("/dev/null"))
     assert s.effective_database_url == f"sqlite+aiosqlite:///{tmp_path}/hotline.db"
@@ -21,7 +23,10 @@ def test_defaults_are_the_embedded_sqlite_setup(tmp_path: Path, monkeypatch: pyt
 
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "hotline.toml"
-    cfg.write_text('http_port = 9000\nfastagi_port = 4600\nkeypad_map = {"1" = 5, "2" = 4, "3" = 3, "4" = 2, "5" = 1}\n')
+    cfg.write_text(
+        "http_port = 9000\nfastagi_port = 4600\n"
+        'keypad_map = {"1" = 5, "2" = 4, "3" = 3, "4" = 2, "5" = 1}\n'
+    )
     monkeypatch.setenv("HOTLINE_HTTP_PORT", "9100")
     s = load_settings(cfg)
     assert s.http_port == 9100
@@ -72,7 +77,9 @@ def test_broken_toml_and_missing_file_are_clear(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml")
 
 
-def test_cli_reports_bad_setting_and_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_bad_setting_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from hotline.cli import main
 
     monkeypatch.setenv("HOTLINE_HTTP_PORT", "0")

@@ -1,0 +1,104 @@
+"""``hotline token create|list|revoke``: manage the API's bearer tokens."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from hotline.cli import CommandError
+from hotline.clock import format_local
+from hotline.context import AppContext
+from hotline.settings import Settings
+from http_api import tokens
+from storage.models import ApiToken
+
+T = TypeVar("T")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("token", help="HTTP API bearer tokens")
+    tsub = p.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+
+    create = tsub.add_parser("create", help="create a token and print it (shown only once)")
+    create.add_argument("--role", required=True, choices=tokens.ROLES)
+    create.add_argument("--name", required=True, help="who or what uses it, e.g. 'crm-sync'")
+    create.set_defaults(handler=_create)
+
+    listing = tsub.add_parser("list", help="list tokens (never their secrets)")
+    listing.set_defaults(handler=_list)
+
+    revoke = tsub.add_parser("revoke", help="revoke a token by id; it stops working at once")
+    revoke.add_argument("id", type=int)
+    revoke.set_defaults(handler=_revoke)
+
+
+def _with_context(settings: Settings, work: Callable[[AppContext], Awaitable[T]]) -> T:
+    """Run ``work`` against the database, turning a missing schema or an unreachable
+    database into a message instead of a traceback."""
+    async def _main() -> T:
+        ctx = AppContext.create(settings)
+        try:
+            if not await tokens.table_exists(ctx.db):
+                raise CommandError(
+                    "the api_tokens table does not exist; run `hotline db upgrade` first"
+                )
+            return await work(ctx)
+        except (SQLAlchemyError, OSError) as exc:
+            raise CommandError(f"database error: {exc}") from exc
+        finally:
+            await ctx.close()
+
+    return asyncio.run(_main())
+
+
+def _create(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(ctx: AppContext) -> tuple[int, str]:
+        async with ctx.db.transaction() as session:
+            row, secret = await tokens.create_token(session, name=args.name, role=args.role)
+            return row.id, secret
+
+    try:
+        token_id, secret = _with_context(settings, work)
+    except tokens.TokenError as exc:
+        raise CommandError(str(exc)) from exc
+    # Only the secret on stdout, so `TOKEN=$(hotline token create ...)` works; the rest is
+    # for the human and goes to stderr.
+    print(secret)
+    print(
+        f"created token {token_id} ({args.name!r}, role {args.role}); it is shown only once,"
+        " store it now",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _list(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(ctx: AppContext) -> list[ApiToken]:
+        async with ctx.db.sessions() as session:
+            return await tokens.list_tokens(session)
+
+    rows = _with_context(settings, work)
+    print(f"{'ID':>5}  {'ROLE':<10}  {'CREATED':<19}  {'REVOKED':<19}  NAME")
+    for row in rows:
+        revoked = format_local(row.revoked_at, settings.tz) if row.revoked_at else "-"
+        created = format_local(row.created_at, settings.tz)
+        print(f"{row.id:>5}  {row.role:<10}  {created:<19}  {revoked:<19}  {row.name}")
+    return 0
+
+
+def _revoke(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(ctx: AppContext) -> ApiToken | None:
+        async with ctx.db.transaction() as session:
+            return await tokens.revoke_token(session, args.id)
+
+    row = _with_context(settings, work)
+    if row is None or row.revoked_at is None:
+        raise CommandError(f"no token with id {args.id}")
+    when = format_local(row.revoked_at, settings.tz)
+    print(f"token {row.id} ({row.name!r}) revoked at {when}")
+    return 0

@@ -1,0 +1,118 @@
+"""One JSON error shape for every failure: ``{"error": {"code": ..., "message": ...}}``.
+
+Handlers raise :class:`ApiError`; the middleware here also turns aiohttp's own HTTP exceptions
+(404, 405, 413 ...) and unexpected exceptions (500) into that shape, so a client never has to
+parse an HTML or plain-text error page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+log = logging.getLogger("hotline.http")
+
+# ensure_ascii=False: messages and data may be Chinese, keep them readable on the wire.
+dumps = partial(json.dumps, ensure_ascii=False)
+
+#: Stable machine-readable codes for aiohttp's own HTTP exceptions.
+_STATUS_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    408: "request_timeout",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+# Headers of an aiohttp HTTPException that carry meaning and must survive the conversion.
+_KEPT_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")
+
+
+class ApiError(Exception):
+    """An error a handler wants the client to see, with a status and a stable code."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = dict(headers or {})
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    return web.json_response(
+        error_body(code, message, details), status=status, headers=headers, dumps=dumps
+    )
+
+
+def status_code(status: int) -> str:
+    return _STATUS_CODES.get(status, "error" if status < 500 else "server_error")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(
+            exc.status, exc.code, exc.message, details=exc.details, headers=exc.headers
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:  # redirects and 2xx raised as exceptions are not errors
+            raise
+        headers = {k: exc.headers[k] for k in _KEPT_HEADERS if k in exc.headers}
+        return error_response(
+            exc.status, status_code(exc.status), _http_message(request, exc), headers=headers
+        )
+    except Exception:
+        # Never echo the exception text: it may hold SQL, paths or personal data.
+        log.exception("unhandled error", extra={"method": request.method, "path": request.path})
+        return error_response(500, "internal_error", "internal server error")
+
+
+def _http_message(request: web.Request, exc: web.HTTPException) -> str:
+    # Name what was asked for: "Not Found" alone does not tell a client which URL was wrong.
+    if exc.status == 404:
+        return f"no resource at {request.path}"
+    if exc.status == 405:
+        allowed = exc.headers.get("Allow", "")
+        return f"method {request.method} not allowed on {request.path}; allowed: {allowed}"
+    return exc.reason

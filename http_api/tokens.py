@@ -1,0 +1,106 @@
+"""API bearer tokens: create, verify, revoke, list. Plain database functions on a session.
+
+Only the SHA-256 of a token is stored, so a copy of the database does not hand out working
+tokens. A plain (unsalted, fast) hash is enough here because tokens are 256-bit random values,
+not passwords: there is nothing to guess. For the same reason looking a token up by its hash
+in SQL does not leak anything through timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import inspect, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hotline.clock import utcnow
+from storage.db import Database
+from storage.models import ApiToken
+
+#: The roles a token can carry. ``admin`` may do everything (see ``Principal.may``).
+ROLES: tuple[str, ...] = ("agent", "supervisor", "reviewer", "aggregator", "admin")
+ADMIN = "admin"
+
+#: Recognisable prefix, so secret scanners and humans can tell a hotline token at a glance.
+TOKEN_PREFIX = "hl_"
+_TOKEN_BYTES = 32
+_MAX_TOKEN_LENGTH = 256  # anything longer is garbage; refuse it before hashing
+NAME_MAX = 128
+
+
+class TokenError(ValueError):
+    """A token cannot be created as asked (unknown role, bad name)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's id, name and role (``principal(request)`` in handlers)."""
+
+    token_id: int
+    name: str
+    role: str
+
+    def may(self, roles: frozenset[str] | tuple[str, ...]) -> bool:
+        return self.role == ADMIN or self.role in roles
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _check(name: str, role: str) -> str:
+    if role not in ROLES:
+        raise TokenError(f"unknown role {role!r}; roles are: {', '.join(ROLES)}")
+    name = name.strip()
+    if not name or len(name) > NAME_MAX:
+        raise TokenError(f"name must be 1 to {NAME_MAX} characters")
+    return name
+
+
+async def create_token(session: AsyncSession, *, name: str, role: str) -> tuple[ApiToken, str]:
+    """Store a new token and return it with its clear text, which is not kept anywhere."""
+    name = _check(name, role)
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(_TOKEN_BYTES)
+    row = ApiToken(name=name, role=role, token_hash=hash_token(secret), created_at=utcnow())
+    session.add(row)
+    await session.flush()  # assigns the id
+    return row, secret
+
+
+async def verify_token(session: AsyncSession, token: str) -> Principal | None:
+    """The principal for a presented token, or None if it is unknown or revoked.
+
+    Always reads the database: nothing is cached, so a revocation takes effect at once.
+    """
+    if not token or len(token) > _MAX_TOKEN_LENGTH:
+        return None
+    row = await session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == hash_token(token))
+    )
+    if row is None or row.revoked_at is not None:
+        return None
+    return Principal(token_id=row.id, name=row.name, role=row.role)
+
+
+async def revoke_token(session: AsyncSession, token_id: int) -> ApiToken | None:
+    """Mark a token revoked (kept for audit). None if no such token; revoking twice keeps the
+    first revocation time."""
+    row = await session.get(ApiToken, token_id)
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await session.flush()
+    return row
+
+
+async def list_tokens(session: AsyncSession) -> list[ApiToken]:
+    return list(await session.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+
+async def table_exists(db: Database) -> bool:
+    """Whether the ``api_tokens`` table is there (i.e. ``hotline db upgrade`` has run)."""
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(
+            lambda sync_conn: inspect(sync_conn).has_table(ApiToken.__tablename__)
+        )

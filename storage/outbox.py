@@ -1,0 +1,421 @@
+"""The outbox's life after ``storage.ratings`` wrote an entry: claiming entries for delivery,
+recording each outcome, re-queuing, the figures for monitoring, and the pull feed's order.
+
+Claiming (:func:`claim`) is one ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`` on
+PostgreSQL, so several forwarder processes never hold the same entry; a claim is a lease
+(``claimed_until``) that its holder renews while it works and that anybody may take over once
+it has run out (the holder crashed). SQLite serialises writers, so the same single statement is
+atomic there without the locking clause; SQLite runs one forwarder.
+
+Per case, entries go strictly in order: an entry is claimable only when every earlier entry of
+the same ``project_no`` is delivered. A dead-lettered entry therefore holds back the later
+entries of its case until it is re-queued and delivered (an invalidation must not overtake the
+rating it invalidates).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    and_,
+    bindparam,
+    column,
+    exists,
+    func,
+    or_,
+    select,
+    table,
+    update,
+)
+from sqlalchemy.orm import aliased
+
+from hotline.clock import as_utc, utcnow
+from storage.db import Database
+from storage.models import OutboxEntry, OutboxStatus, UtcDateTime
+
+#: ``outbox.feed_seq`` and ``outbox_feed_state`` come from migration 0002; declared here as
+#: plain tables so the ORM model stays the lead's.
+_outbox = table(
+    "outbox",
+    column("id", BigInteger),
+    column("feed_seq", BigInteger),
+    column("ready_at", UtcDateTime()),
+)
+_feed_state = table("outbox_feed_state", column("id", BigInteger), column("last_seq", BigInteger))
+
+#: longest last_error kept; a receiver's error page can be large
+MAX_ERROR = 2000
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
+
+
+# ---------------------------------------------------------------------------- claiming
+def _claimable(now: dt.datetime, limit: int, *, lock: bool) -> Any:
+    """The ids of up to ``limit`` entries that may be sent now, oldest first."""
+    cand = aliased(OutboxEntry, name="cand")
+    prev = aliased(OutboxEntry, name="prev")
+    earlier_open = exists(
+        select(prev.id).where(
+            prev.project_no == cand.project_no,
+            prev.id < cand.id,
+            prev.status != OutboxStatus.DELIVERED,
+        )
+    )
+    query = (
+        select(cand.id)
+        .where(
+            or_(
+                and_(
+                    cand.status == OutboxStatus.PENDING,
+                    cand.ready_at <= now,
+                    cand.next_attempt_at <= now,
+                ),
+                # a lease that ran out: its holder died mid-batch
+                and_(cand.status == OutboxStatus.INFLIGHT, cand.claimed_until < now),
+            ),
+            ~earlier_open,
+        )
+        .order_by(cand.id)
+        .limit(limit)
+    )
+    if lock:
+        query = query.with_for_update(skip_locked=True, of=cand)
+    return query
+
+
+async def claim(
+    db: Database, worker: str, limit: int, lease: float, now: dt.datetime | None = None
+) -> list[OutboxEntry]:
+    """Reserve up to ``limit`` sendable entries for ``worker`` until now + ``lease`` seconds."""
+    now = now or utcnow()
+    stmt = (
+        update(OutboxEntry)
+        .where(OutboxEntry.id.in_(_claimable(now, limit, lock=not db.is_sqlite)))
+        .values(
+            status=OutboxStatus.INFLIGHT,
+            claimed_by=worker,
+            claimed_until=now + dt.timedelta(seconds=lease),
+        )
+        .returning(OutboxEntry)
+        .execution_options(synchronize_session=False)
+    )
+    async with db.transaction() as session:
+        rows = list((await session.scalars(stmt)).all())
+    return sorted(rows, key=lambda e: e.id)
+
+
+async def renew(
+    db: Database, worker: str, ids: Sequence[int], lease: float
+) -> tuple[set[int], dt.datetime]:
+    """Extend ``worker``'s lease on ``ids``; returns the ids still held and the new deadline."""
+    if not ids:
+        return set(), utcnow()
+    until = utcnow() + dt.timedelta(seconds=lease)
+    stmt = (
+        update(OutboxEntry)
+        .where(
+            OutboxEntry.id.in_(list(ids)),
+            OutboxEntry.status == OutboxStatus.INFLIGHT,
+            OutboxEntry.claimed_by == worker,
+        )
+        .values(claimed_until=until)
+        .returning(OutboxEntry.id)
+        .execution_options(synchronize_session=False)
+    )
+    async with db.transaction() as session:
+        held = set((await session.scalars(stmt)).all())
+    return held, until
+
+
+# ---------------------------------------------------------------------------- outcomes
+async def _finish(db: Database, entry_id: int, worker: str, **values: Any) -> bool:
+    """Record an outcome, only if ``worker`` still holds the entry (one row per transaction:
+    short locks, no lock-order deadlocks with the feed sequencer)."""
+    stmt = (
+        update(OutboxEntry)
+        .where(
+            OutboxEntry.id == entry_id,
+            OutboxEntry.status == OutboxStatus.INFLIGHT,
+            OutboxEntry.claimed_by == worker,
+        )
+        .values(claimed_by=None, claimed_until=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    async with db.transaction() as session:
+        result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_delivered(db: Database, entry_id: int, worker: str) -> bool:
+    """The receiver acknowledged the entry."""
+    return await _finish(
+        db,
+        entry_id,
+        worker,
+        status=OutboxStatus.DELIVERED,
+        delivered_at=utcnow(),
+        attempts=OutboxEntry.attempts + 1,
+    )
+
+
+async def mark_retry(
+    db: Database, entry_id: int, worker: str, error: str, next_attempt_at: dt.datetime
+) -> bool:
+    """A transient failure: back to pending, not before ``next_attempt_at``."""
+    return await _finish(
+        db,
+        entry_id,
+        worker,
+        status=OutboxStatus.PENDING,
+        next_attempt_at=next_attempt_at,
+        attempts=OutboxEntry.attempts + 1,
+        last_error=_clip(error),
+    )
+
+
+async def mark_dead(db: Database, entry_id: int, worker: str, error: str) -> bool:
+    """The receiver refused the record as invalid: keep it aside with the reason."""
+    return await _finish(
+        db,
+        entry_id,
+        worker,
+        status=OutboxStatus.DEAD,
+        attempts=OutboxEntry.attempts + 1,
+        last_error=_clip(error),
+    )
+
+
+async def mark_interrupted(db: Database, entry_id: int, worker: str, error: str) -> bool:
+    """A send that may or may not have reached the receiver (stopped mid-request): counted as
+    an attempt, so the entry is never refreshed in place any more, and retried at once."""
+    return await _finish(
+        db,
+        entry_id,
+        worker,
+        status=OutboxStatus.PENDING,
+        next_attempt_at=utcnow(),
+        attempts=OutboxEntry.attempts + 1,
+        last_error=_clip(error),
+    )
+
+
+async def release(db: Database, worker: str, ids: Sequence[int]) -> int:
+    """Give back entries that were claimed but never sent (a clean stop)."""
+    if not ids:
+        return 0
+    stmt = (
+        update(OutboxEntry)
+        .where(
+            OutboxEntry.id.in_(list(ids)),
+            OutboxEntry.status == OutboxStatus.INFLIGHT,
+            OutboxEntry.claimed_by == worker,
+        )
+        .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    async with db.transaction() as session:
+        result = await session.execute(stmt)
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------- operators
+@dataclass(frozen=True)
+class RetryResult:
+    requeued: list[int]
+    not_found: list[int]
+    skipped: dict[int, str]  # id -> status that cannot be re-queued (delivered, in flight)
+
+
+async def retry(db: Database, ids: Sequence[int]) -> RetryResult:
+    """Re-queue dead (or backing-off pending) entries for an immediate attempt."""
+    wanted = sorted(set(ids))
+    async with db.transaction() as session:
+        found = dict(
+            (
+                await session.execute(
+                    select(OutboxEntry.id, OutboxEntry.status).where(OutboxEntry.id.in_(wanted))
+                )
+            )
+            .tuples()
+            .all()
+        )
+        ok = [i for i in wanted if found.get(i) in (OutboxStatus.DEAD, OutboxStatus.PENDING)]
+        if ok:
+            await session.execute(
+                update(OutboxEntry)
+                .where(
+                    OutboxEntry.id.in_(ok),
+                    OutboxEntry.status.in_([OutboxStatus.DEAD, OutboxStatus.PENDING]),
+                )
+                .values(status=OutboxStatus.PENDING, next_attempt_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+    return RetryResult(
+        requeued=ok,
+        not_found=[i for i in wanted if i not in found],
+        skipped={i: found[i] for i in wanted if i in found and i not in ok},
+    )
+
+
+async def retry_all_dead(db: Database) -> int:
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(OutboxEntry)
+            .where(OutboxEntry.status == OutboxStatus.DEAD)
+            .values(status=OutboxStatus.PENDING, next_attempt_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def dead_entries(db: Database, limit: int = 100) -> list[OutboxEntry]:
+    async with db.sessions() as session:
+        return list(
+            (
+                await session.scalars(
+                    select(OutboxEntry)
+                    .where(OutboxEntry.status == OutboxStatus.DEAD)
+                    .order_by(OutboxEntry.id)
+                    .limit(limit)
+                )
+            ).all()
+        )
+
+
+@dataclass(frozen=True)
+class OutboxCounts:
+    """What ``hotline outbox status`` prints and monitoring scrapes."""
+
+    pending: int  # includes held
+    held: int  # pending, but the rating is still being completed (ready_at in the future)
+    inflight: int
+    delivered: int
+    dead: int
+    oldest_pending_age_seconds: float | None  # None: nothing pending
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pending": self.pending,
+            "held": self.held,
+            "inflight": self.inflight,
+            "delivered": self.delivered,
+            "dead": self.dead,
+            "oldest_pending_age_seconds": self.oldest_pending_age_seconds,
+        }
+
+
+async def counts(db: Database, now: dt.datetime | None = None) -> OutboxCounts:
+    now = now or utcnow()
+    async with db.sessions() as session:
+        by_status = dict(
+            (
+                await session.execute(
+                    select(OutboxEntry.status, func.count()).group_by(OutboxEntry.status)
+                )
+            )
+            .tuples()
+            .all()
+        )
+        held = await session.scalar(
+            select(func.count()).where(
+                OutboxEntry.status == OutboxStatus.PENDING, OutboxEntry.ready_at > now
+            )
+        )
+        oldest = await session.scalar(
+            select(func.min(OutboxEntry.created_at)).where(
+                OutboxEntry.status == OutboxStatus.PENDING
+            )
+        )
+    if oldest is not None and not isinstance(oldest, dt.datetime):  # SQLite: text from MIN()
+        oldest = dt.datetime.fromisoformat(str(oldest))
+    return OutboxCounts(
+        pending=by_status.get(OutboxStatus.PENDING, 0),
+        held=int(held or 0),
+        inflight=by_status.get(OutboxStatus.INFLIGHT, 0),
+        delivered=by_status.get(OutboxStatus.DELIVERED, 0),
+        dead=by_status.get(OutboxStatus.DEAD, 0),
+        oldest_pending_age_seconds=(
+            None if oldest is None else max(0.0, (now - as_utc(oldest)).total_seconds())
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------- the pull feed
+async def sequence_feed(db: Database, limit: int = 1000, now: dt.datetime | None = None) -> int:
+    """Number up to ``limit`` committed, ready, not yet numbered entries in id order, after
+    every number given so far. Returns how many were numbered.
+
+    Why this is gap-free for readers: only one sequencer runs at a time (the first statement
+    takes the row lock on ``outbox_feed_state``; on SQLite it takes the database's write lock),
+    and each later statement sees everything committed before that lock was granted. Numbers
+    therefore become visible in increasing order: once a reader has seen number n, no entry
+    will ever appear with a number below n. Entries committing late simply get later numbers;
+    held entries get theirs when they become ready. The counter lives in its own row rather
+    than MAX(feed_seq) because a renumbered entry gives its old number up, and numbers must
+    never be reused.
+    """
+    now = now or utcnow()
+    async with db.transaction() as session:
+        last = await session.scalar(
+            update(_feed_state)
+            .where(_feed_state.c.id == 1)
+            .values(last_seq=_feed_state.c.last_seq)
+            .returning(_feed_state.c.last_seq)
+        )
+        if last is None:
+            raise RuntimeError("outbox_feed_state is empty: run `hotline db upgrade`")
+        ids = list(
+            (
+                await session.scalars(
+                    select(_outbox.c.id)
+                    .where(_outbox.c.feed_seq.is_(None), _outbox.c.ready_at <= now)
+                    .order_by(_outbox.c.id)
+                    .limit(limit)
+                )
+            ).all()
+        )
+        if not ids:
+            return 0
+        await session.execute(
+            update(_outbox)
+            .where(
+                _outbox.c.id == bindparam("b_id"),
+                # re-checked against the latest row version: a concurrent refresh may have
+                # put the entry on hold again; its number then simply stays unused
+                _outbox.c.feed_seq.is_(None),
+                _outbox.c.ready_at <= now,
+            )
+            .values(feed_seq=bindparam("b_seq")),
+            [{"b_id": entry_id, "b_seq": last + n} for n, entry_id in enumerate(ids, 1)],
+        )
+        await session.execute(
+            update(_feed_state).where(_feed_state.c.id == 1).values(last_seq=last + len(ids))
+        )
+    return len(ids)
+
+
+async def feed_page(db: Database, after: int, limit: int) -> list[tuple[int, OutboxEntry]]:
+    """Up to ``limit`` numbered entries after cursor ``after``, in feed order."""
+    feed = _outbox.alias("feed")
+    async with db.sessions() as session:
+        rows = (
+            (
+                await session.execute(
+                    select(feed.c.feed_seq, OutboxEntry)
+                    .join(feed, feed.c.id == OutboxEntry.id)
+                    .where(feed.c.feed_seq > after)
+                    .order_by(feed.c.feed_seq)
+                    .limit(limit)
+                )
+            )
+            .tuples()
+            .all()
+        )
+    return [(int(seq), entry) for seq, entry in rows]

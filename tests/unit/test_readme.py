@@ -1,0 +1,23 @@
+"""The README is the user's manual: its settings table must name every setting, and its
+first lines must give the two commands (DEVELOPERS.md)."""
+
+from __future__ import annotations
+
+import re
+
+from hotline.settings import PROJECT_ROOT, Settings
+
+README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    documented = set(re.findall(r"^\| `HOTLINE_([A-Z0-9_]+)` \|", README, flags=re.M))
+    fields = {name.upper() for name in Settings.model_fields}
+    assert fields - documented == set(), "settings missing from the README table"
+    assert documented - fields == set(), "README documents settings that do not exist"
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    head = "\n".join(README.splitlines()[:15])
+    assert "scripts/quickstart" in head
+    assert "scripts/test" in head
