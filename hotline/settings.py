@@ -131,13 +131,13 @@ class Settings(BaseSettings):
     survey_comment_max_seconds: int = Field(default=60, ge=0)
     survey_reasons: list[ReasonOption] = Field(default_factory=lambda: list(DEFAULT_REASONS))
     survey_comment_silence_seconds: int = Field(default=5, ge=0)  # 0: only # or max length end
-    survey_recordings_dir: Path | None = None  # None: data_dir/recordings (as Asterisk sees it)
     survey_stale_after_seconds: float = Field(default=3600.0, gt=0)
+    bad_rating_fallback_reason: str = "9"
 
-    # --- prompts (ivr.prompts)
+    # --- prompts (ivr.prompts); Asterisk plays them as hotline/<id>, so its
+    # <astdatadir>/sounds/hotline must be this directory. Comments are recorded under recordings/.
     prompts_dir: Path | None = None  # None: data_dir/sounds/hotline
     prompts_voice: str = "cmn-latn-pinyin"  # espeak-ng Mandarin voice
-    bad_rating_fallback_reason: str = "9"
 
     # --- policy windows (DOMAIN.md rules 2 and 4)
     default_rating_window: int = Field(default=7, ge=1)
@@ -315,10 +315,6 @@ class Settings(BaseSettings):
     @property
     def effective_prompts_dir(self) -> Path:
         return (self.prompts_dir or self.data_dir / "sounds" / "hotline").expanduser().resolve()
-
-    @property
-    def effective_recordings_dir(self) -> Path:
-        return (self.survey_recordings_dir or self.data_dir / "recordings").expanduser().resolve()
 
     @property
     def effective_phone_key_file(self) -> Path:
