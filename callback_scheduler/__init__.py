@@ -1,0 +1,13 @@
+"""回访 / 邀评 callbacks: cases and campaigns become tasks, tasks become dial attempts.
+
+Layout (pure policy first, I/O at the edges):
+
+- ``rules``      campaign settings (windows, attempts, retry delays, caps) and outcomes
+- ``windows``    when a citizen may be called: Beijing-time windows, official working days
+- ``lifecycle``  campaign and task statuses; what happens to a task after an attempt
+- ``pacing``     simultaneous-call caps (overall, per trunk, per campaign), calls per minute
+- ``attempt``    one dial attempt: Originate sent → OriginateResponse / Hangup / timeout / lost
+- ``csvimport``  CSV rows for a campaign, validated all-or-nothing
+- ``cases``, ``campaigns``, ``tasks``, ``claims``  the database side
+- ``cli``        ``hotline campaign ...`` and ``hotline callback ...``
+"""

@@ -16,6 +16,9 @@ COMMAND_MODULES = [
     "storage.cli",
     "http_api.cli",
     "sandbox.cli",
+    "ivr.cli",
+    "forwarder.cli",
+    "callback_scheduler.cli",
 ]
 
 

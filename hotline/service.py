@@ -23,6 +23,10 @@ Worker = Callable[[AppContext, asyncio.Event], Awaitable[None]]
 #: (setting that enables it, "module:function"); each runs until the event is set.
 WORKERS: list[tuple[str, str]] = [
     ("serve_http", "http_api.app:run"),
+    ("serve_fastagi", "ivr.server:run"),
+    ("serve_default_ratings", "ivr.defaults:run"),
+    ("serve_forwarder", "forwarder.worker:run"),
+    ("serve_scheduler", "callback_scheduler.worker:run"),
 ]
 
 

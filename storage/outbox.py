@@ -192,20 +192,6 @@ async def mark_dead(db: Database, entry_id: int, worker: str, error: str) -> boo
     )
 
 
-async def mark_interrupted(db: Database, entry_id: int, worker: str, error: str) -> bool:
-    """A send that may or may not have reached the receiver (stopped mid-request): counted as
-    an attempt, so the entry is never refreshed in place any more, and retried at once."""
-    return await _finish(
-        db,
-        entry_id,
-        worker,
-        status=OutboxStatus.PENDING,
-        next_attempt_at=utcnow(),
-        attempts=OutboxEntry.attempts + 1,
-        last_error=_clip(error),
-    )
-
-
 async def release(db: Database, worker: str, ids: Sequence[int]) -> int:
     """Give back entries that were claimed but never sent (a clean stop)."""
     if not ids:
@@ -243,7 +229,6 @@ async def retry(db: Database, ids: Sequence[int]) -> RetryResult:
                     select(OutboxEntry.id, OutboxEntry.status).where(OutboxEntry.id.in_(wanted))
                 )
             )
-            .tuples()
             .all()
         )
         ok = [i for i in wanted if found.get(i) in (OutboxStatus.DEAD, OutboxStatus.PENDING)]
@@ -320,7 +305,6 @@ async def counts(db: Database, now: dt.datetime | None = None) -> OutboxCounts:
                     select(OutboxEntry.status, func.count()).group_by(OutboxEntry.status)
                 )
             )
-            .tuples()
             .all()
         )
         held = await session.scalar(
@@ -349,8 +333,9 @@ async def counts(db: Database, now: dt.datetime | None = None) -> OutboxCounts:
 
 # ---------------------------------------------------------------------------- the pull feed
 async def sequence_feed(db: Database, limit: int = 1000, now: dt.datetime | None = None) -> int:
-    """Number up to ``limit`` committed, ready, not yet numbered entries in id order, after
-    every number given so far. Returns how many were numbered.
+    """Number up to ``limit`` committed, ready, not yet numbered entries (in id order, bar
+    rows locked at that moment) after every number given so far. Returns how many were
+    numbered.
 
     Why this is gap-free for readers: only one sequencer runs at a time (the first statement
     takes the row lock on ``outbox_feed_state``; on SQLite it takes the database's write lock),
@@ -371,16 +356,18 @@ async def sequence_feed(db: Database, limit: int = 1000, now: dt.datetime | None
         )
         if last is None:
             raise RuntimeError("outbox_feed_state is empty: run `hotline db upgrade`")
-        ids = list(
-            (
-                await session.scalars(
-                    select(_outbox.c.id)
-                    .where(_outbox.c.feed_seq.is_(None), _outbox.c.ready_at <= now)
-                    .order_by(_outbox.c.id)
-                    .limit(limit)
-                )
-            ).all()
+        todo = (
+            select(_outbox.c.id)
+            .where(_outbox.c.feed_seq.is_(None), _outbox.c.ready_at <= now)
+            .order_by(_outbox.c.id)
+            .limit(limit)
         )
+        if not db.is_sqlite:
+            # never wait for a row another transaction holds (a claim, a refresh): waiting
+            # while holding other rows could deadlock; a skipped entry is numbered next time,
+            # later in the feed, which is no gap
+            todo = todo.with_for_update(skip_locked=True)
+        ids = list((await session.scalars(todo)).all())
         if not ids:
             return 0
         await session.execute(
@@ -415,7 +402,6 @@ async def feed_page(db: Database, after: int, limit: int) -> list[tuple[int, Out
                     .limit(limit)
                 )
             )
-            .tuples()
             .all()
         )
     return [(int(seq), entry) for seq, entry in rows]

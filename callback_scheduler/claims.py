@@ -1,0 +1,247 @@
+"""Claiming dial attempts: each attempt is a row, claimed once, by one scheduler process.
+
+One claiming transaction at a time, across every process: on PostgreSQL under a transaction
+advisory lock, on SQLite under the database's write lock (taken first, so the counts read
+next are the latest). Inside it the calls under way are counted from the database, so the
+overall, per-trunk and per-campaign caps hold across processes; due tasks are picked with
+``FOR UPDATE SKIP LOCKED`` so a task row busy in another transaction (an attempt being ended)
+is passed over rather than waited for; (task, attempt_no) is unique, so even a bug could not
+insert the same attempt twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callback_scheduler.lifecycle import (
+    ACTIVE_ATTEMPT_STATUSES,
+    AttemptStatus,
+    CampaignStatus,
+    TaskPlan,
+    TaskStatus,
+    Unreachable,
+    plan_next,
+)
+from callback_scheduler.pacing import Limits, Load, Pacer, Request
+from callback_scheduler.rules import CampaignRules, Outcome, RulesError
+from callback_scheduler.tables import attempt_ext, attempt_extra
+from callback_scheduler.tasks import apply_plan, rules_for
+from callback_scheduler.windows import why_not_now
+from hotline.context import AppContext
+from storage.models import CallbackAttempt, CallbackTask, Campaign, DoNotCall
+
+log = logging.getLogger("hotline.callback")
+
+#: pg_advisory_xact_lock key of the claiming transaction ("cb" "claim" in ASCII, any constant)
+CLAIM_LOCK_KEY = 0x6362_636C_6169_6D
+#: look at this many due tasks per wanted call: some will be outside their window, capped ...
+CANDIDATE_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An attempt this process now owns and must dial (or end as skipped). No clear number:
+    the dialer decrypts it right before the Originate."""
+
+    attempt_id: int
+    task_id: int
+    attempt_no: int
+    campaign_id: int
+    action_id: str
+    channel_id: str
+    trunk: str
+    caller_id: str
+    number_enc: str
+
+
+async def take_claim_lock(session: AsyncSession) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
+    else:
+        # A write as the first statement makes SQLite take its write lock now (waiting up to
+        # busy_timeout), like BEGIN IMMEDIATE: no other claimer can count at the same time.
+        await session.execute(text("UPDATE callback_campaigns SET id = id WHERE 1 = 0"))
+
+
+def limits_of(ctx: AppContext) -> Limits:
+    s = ctx.settings
+    return Limits(
+        overall=s.callback_max_concurrent_calls,
+        per_trunk={t.name: t.max_calls for t in s.callback_trunks},
+    )
+
+
+async def current_load(session: AsyncSession, now: dt.datetime) -> Load:
+    """Calls under way and calls started in the last minute, from the attempts table."""
+    load = Load()
+    active = await session.execute(
+        select(CallbackTask.campaign_id, attempt_ext.c.trunk, func.count())
+        .select_from(CallbackAttempt)
+        .join(attempt_ext, attempt_ext.c.id == CallbackAttempt.id)
+        .join(CallbackTask, CallbackTask.id == CallbackAttempt.task_id)
+        .where(CallbackAttempt.status.in_([a.value for a in ACTIVE_ATTEMPT_STATUSES]))
+        .group_by(CallbackTask.campaign_id, attempt_ext.c.trunk)
+    )
+    for campaign_id, trunk, count in active:
+        load.overall += count
+        load.per_trunk[trunk or "?"] += count
+        load.per_campaign[campaign_id] += count
+    recent = await session.execute(
+        select(CallbackTask.campaign_id, func.count())
+        .select_from(CallbackAttempt)
+        .join(attempt_ext, attempt_ext.c.id == CallbackAttempt.id)
+        .join(CallbackTask, CallbackTask.id == CallbackAttempt.task_id)
+        .where(
+            CallbackAttempt.started_at > now - dt.timedelta(minutes=1),
+            # a skipped attempt dialled nobody
+            (attempt_ext.c.outcome.is_(None)) | (attempt_ext.c.outcome != Outcome.SKIPPED),
+        )
+        .group_by(CallbackTask.campaign_id)
+    )
+    load.started_last_minute = Counter({cid: n for cid, n in recent})
+    return load
+
+
+async def claim(
+    ctx: AppContext, *, scheduler_id: str, now: dt.datetime, want: int
+) -> list[Claim]:
+    """Claim up to ``want`` attempts that may be dialled now, in one transaction."""
+    if want <= 0:
+        return []
+    async with ctx.db.transaction() as session:
+        await take_claim_lock(session)
+        pacer = Pacer(limits_of(ctx), await current_load(session, now))
+        if pacer.full:
+            return []
+        due = await session.execute(
+            select(CallbackTask, Campaign)
+            .join(Campaign, Campaign.id == CallbackTask.campaign_id)
+            .where(
+                CallbackTask.status == TaskStatus.PENDING,
+                CallbackTask.next_attempt_at <= now,
+                Campaign.status == CampaignStatus.RUNNING,
+            )
+            .order_by(
+                Campaign.priority.desc(),
+                CallbackTask.priority.desc(),
+                CallbackTask.next_attempt_at,
+                CallbackTask.id,
+            )
+            .limit(want * CANDIDATE_FACTOR)
+            .with_for_update(of=CallbackTask, skip_locked=True)
+        )
+        candidates = [(row[0], row[1]) for row in due]
+        blocked = set(
+            await session.scalars(
+                select(DoNotCall.number_hash).where(
+                    DoNotCall.number_hash.in_({t.number_hash for t, _ in candidates})
+                )
+            )
+        ) if candidates else set()
+        claims: list[Claim] = []
+        rules_cache: dict[int, CampaignRules | None] = {}
+        for task, campaign in candidates:
+            if len(claims) >= want or pacer.full:
+                break
+            if campaign.id not in rules_cache:
+                try:
+                    rules_cache[campaign.id] = rules_for(campaign, ctx)
+                except RulesError as exc:
+                    log.error("campaign rules unusable; its tasks wait",
+                              extra={"campaign_id": campaign.id, "error": str(exc)})
+                    rules_cache[campaign.id] = None
+            rules = rules_cache[campaign.id]
+            if rules is None:
+                continue
+            held = _hold_back(ctx, task, rules, now, blocked)
+            if held is not None:
+                apply_plan(task, held, now)
+                continue
+            if not pacer.admit(Request(campaign.id, rules.trunk, rules.max_concurrent,
+                                       rules.calls_per_minute)):
+                continue
+            claims.append(await _new_attempt(session, task, campaign, rules, scheduler_id, now))
+        return claims
+
+
+def _hold_back(
+    ctx: AppContext, task: CallbackTask, rules: CampaignRules, now: dt.datetime,
+    blocked: set[str],
+) -> TaskPlan | None:
+    """Why a due task must not be dialled now, as its new plan; None if it may be."""
+    if task.number_hash in blocked:
+        return TaskPlan(TaskStatus.UNREACHABLE, outcome=Unreachable.DO_NOT_CALL.value)
+    if task.deadline_at is not None and now >= task.deadline_at:
+        return TaskPlan(TaskStatus.UNREACHABLE, outcome=Unreachable.DEADLINE.value)
+    if task.attempts_made >= task.max_attempts:
+        return TaskPlan(TaskStatus.UNREACHABLE, outcome=Unreachable.MAX_ATTEMPTS.value)
+    if why_not_now(rules, now, ctx.workdays, ctx.settings.tz) is not None:
+        # the window closed (or the rules changed) since it was planned: move it on
+        return plan_next(now, deadline=task.deadline_at, rules=rules, workdays=ctx.workdays,
+                         tz=ctx.settings.tz)
+    return None
+
+
+async def _new_attempt(
+    session: AsyncSession, task: CallbackTask, campaign: Campaign, rules: CampaignRules,
+    scheduler_id: str, now: dt.datetime,
+) -> Claim:
+    last = await session.scalar(
+        select(func.max(CallbackAttempt.attempt_no)).where(CallbackAttempt.task_id == task.id)
+    )
+    attempt_no = (last or 0) + 1
+    action_id = f"cb-{uuid.uuid4().hex}"
+    # Our own ChannelId: after an AMI disconnect the call is found again by it
+    channel_id = f"cb-{uuid.uuid4()}"
+    attempt = CallbackAttempt(
+        task_id=task.id, attempt_no=attempt_no, status=AttemptStatus.DIALING.value,
+        scheduler_id=scheduler_id, action_id=action_id, channel_id=channel_id,
+        started_at=now, created_at=now, updated_at=now,
+    )
+    session.add(attempt)
+    await session.flush()
+    await session.execute(
+        update(attempt_extra).where(attempt_extra.c.id == attempt.id).values(trunk=rules.trunk)
+    )
+    task.status = TaskStatus.DIALING.value
+    task.attempts_made += 1
+    task.updated_at = now
+    return Claim(
+        attempt_id=attempt.id, task_id=task.id, attempt_no=attempt_no, campaign_id=campaign.id,
+        action_id=action_id, channel_id=channel_id, trunk=rules.trunk,
+        caller_id=rules.caller_id, number_enc=task.number_enc,
+    )
+
+
+async def why_not_dial(ctx: AppContext, claim: Claim, now: dt.datetime) -> str | None:
+    """The last check right before the Originate: campaign still running, inside a window,
+    number not on the do-not-call list, deadline not passed. None: dial."""
+    async with ctx.db.sessions() as session:
+        task = await session.get(CallbackTask, claim.task_id)
+        campaign = await session.get(Campaign, claim.campaign_id)
+        if task is None or campaign is None:
+            return "task or campaign gone"
+        if campaign.status != CampaignStatus.RUNNING:
+            return f"campaign {campaign.status}"
+        if task.status != TaskStatus.DIALING:
+            return f"task {task.status}"
+        if task.deadline_at is not None and now >= task.deadline_at:
+            return "deadline passed"
+        dnc = await session.scalar(
+            select(func.count()).select_from(DoNotCall)
+            .where(DoNotCall.number_hash == task.number_hash)
+        )
+        if dnc:
+            return "number on the do-not-call list"
+        try:
+            rules = rules_for(campaign, ctx)
+        except RulesError as exc:
+            return f"campaign rules unusable: {exc}"
+        return why_not_now(rules, now, ctx.workdays, ctx.settings.tz)

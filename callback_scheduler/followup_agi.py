@@ -1,0 +1,203 @@
+"""The FastAGI route ``callback``: runs :mod:`callback_scheduler.followup` on the answered
+回访 / 邀评 call. Registered in ivr/server.py's route table; the dialplan context
+(``callback_context``, ivr/dialplans/callback.conf) calls ``AGI(${HOTLINE_FASTAGI}/callback)``.
+
+The dialer sets ``CALLBACK_ATTEMPT_ID`` on the channel it originates; everything else (case,
+department, number) is read from the database by that id, so nothing personal travels in
+channel variables. What the citizen answers is stored as it comes (tasks.record_ivr_result):
+the dialer's view of the call (Hangup) and the IVR's writes may arrive in either order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+
+from callback_scheduler import followup as f
+from callback_scheduler.campaigns import add_do_not_call
+from callback_scheduler.results import Answer
+from callback_scheduler.rules import Outcome
+from callback_scheduler.tasks import record_ivr_result
+from hotline.clock import utcnow
+from hotline.context import AppContext
+from hotline.privacy import ProtectedNumber
+from ivr import agi_protocol as p
+from ivr import prompts
+from ivr.channel import AgiChannel, CallLog, ChannelGone, MediaError
+from storage.models import CallbackAttempt, CallbackTask, Case
+from storage.ratings import release
+
+log = logging.getLogger("hotline.callback.ivr")
+
+VAR_ATTEMPT = "CALLBACK_ATTEMPT_ID"
+#: a rating saved before its reason is known is held back from the push this long at most
+HOLD = dt.timedelta(minutes=10)
+_NOT_DIGITS = re.compile(r"\D")
+
+
+@dataclass(frozen=True)
+class Target:
+    attempt_id: int
+    task: CallbackTask
+    case: Case | None
+
+
+async def load_target(ctx: AppContext, attempt_id: int) -> Target | None:
+    async with ctx.db.sessions() as s:
+        attempt = await s.get(CallbackAttempt, attempt_id)
+        if attempt is None:
+            return None
+        task = await s.get(CallbackTask, attempt.task_id)
+        if task is None:
+            return None
+        case = await s.get(Case, task.case_id) if task.case_id is not None else None
+        return Target(attempt_id, task, case)
+
+
+async def department_prompt(ctx: AppContext, name: str | None) -> str | None:
+    """A prompt speaking the department's name: ``callback-dept-<hash of the name>``. Rendered
+    on first use when Asterisk shares this host (the prompt check is on); otherwise only a
+    file already there (e.g. a studio recording) is used, and the name is left out."""
+    if not name:
+        return None
+    prompt_id = "callback-dept-" + hashlib.sha1(name.encode()).hexdigest()[:12]
+    directory = ctx.settings.effective_prompts_dir
+    if prompts.existing_file(directory, prompt_id) is not None:
+        return prompt_id
+    if not ctx.settings.fastagi_check_prompts:
+        return None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(prompts.render, name, directory / f"{prompt_id}.wav",
+                                ctx.settings.prompts_voice)
+    except Exception as exc:  # any failure: say the rest without the name
+        log.warning("department prompt not rendered", extra={"error": str(exc)})
+        return None
+    return prompt_id
+
+
+class FollowupRunner:
+    def __init__(self, ctx: AppContext, channel: AgiChannel, target: Target,
+                 machine: f.Followup, logger: CallLog) -> None:
+        self.ctx, self.channel, self.target = ctx, channel, target
+        self.machine = machine
+        self.log = logger
+
+    async def run(self) -> str:
+        actions = self.machine.start()
+        while actions:
+            event = await self._perform(actions)
+            if event is None:
+                break
+            actions = self.machine.handle(event)
+        return self.machine.outcome or "unknown"
+
+    async def _perform(self, actions: list[f.Action]) -> f.Event | None:
+        for action in actions:
+            try:
+                if isinstance(action, f.Collect):
+                    return await self._collect(action)
+                if isinstance(action, f.Finish):
+                    return None
+                await self._do(action)
+            except ChannelGone:
+                return f.HungUp()
+            except MediaError as exc:
+                self.log.error("prompt could not be played; is it built?",
+                               extra={"command": exc.command.line()})
+                return f.PromptFailed()
+        return None
+
+    async def _do(self, action: f.Action) -> None:
+        ch = self.channel
+        if isinstance(action, f.Play):
+            for prompt in action.prompts:
+                await ch.stream_file(prompts.sound_name(prompt))
+        elif isinstance(action, f.SayDigits):
+            reply = await ch.execute(p.say_digits(action.digits))
+            if reply.result == "-1" and not await ch.is_alive():
+                raise ChannelGone("hung up while the case number was said")
+        elif isinstance(action, f.SetVariable):
+            await ch.set_variable(action.name, action.value)
+        elif isinstance(action, f.MarkUnresolved):
+            await self._mark_unresolved()
+        elif isinstance(action, f.SaveAnswer):
+            await self._save(action)
+        elif isinstance(action, f.AddDoNotCall):
+            await self._do_not_call()
+
+    async def _collect(self, action: f.Collect) -> f.Event:
+        *leading, last = action.prompts
+        for prompt in leading:
+            played = await self.channel.stream_file(prompts.sound_name(prompt), p.ALL_KEYS)
+            if played.digit:
+                return f.Digit(played.digit)
+        result = await self.channel.get_data(prompts.sound_name(last), action.timeout_ms, 1)
+        if result.kind is p.GetDataKind.TIMEOUT:
+            return f.Timeout()
+        return f.Digit(result.digits[:1])
+
+    # ------------------------------------------------------------------ database
+    async def _mark_unresolved(self) -> None:
+        if self.target.case is None:
+            return
+        async with self.ctx.db.transaction() as s:
+            case = await s.get(Case, self.target.case.id, with_for_update=True)
+            if case is not None:
+                case.needs_attention = True
+        self.log.info("citizen says the problem is not solved: case flagged")
+
+    async def _save(self, action: f.SaveAnswer) -> None:
+        now = utcnow()
+        answer = Answer(action.level, resolved=action.resolved, reason_codes=action.reason_codes)
+        async with self.ctx.db.transaction() as s:
+            task = await record_ivr_result(
+                s, self.ctx, self.target.attempt_id, answer, Outcome.RATED, now=now,
+                hold_until=None if action.final else now + HOLD,
+            )
+            if action.final and task.result_rating_id is not None:
+                await release(s, task.result_rating_id)
+        self.log.info("follow-up answer stored", extra={"level": int(action.level),
+                                                        "final": action.final})
+
+    async def _do_not_call(self) -> None:
+        task, now = self.target.task, utcnow()
+        number = ProtectedNumber(task.number_enc, task.number_hash, task.number_masked)
+        async with self.ctx.db.transaction() as s:
+            await add_do_not_call(s, number, "callback-ivr", now)
+            await record_ivr_result(s, self.ctx, self.target.attempt_id, None,
+                                    Outcome.DO_NOT_CALL, now=now)
+        self.log.info("citizen asked not to be called again: on the do-not-call list")
+
+
+async def handle(ctx: AppContext, channel: AgiChannel) -> str:
+    """The ``callback`` route; returns the follow-up's outcome."""
+    raw = await channel.get_variable(VAR_ATTEMPT)
+    attempt_id = int(raw) if raw and raw.isdigit() else None
+    target = await load_target(ctx, attempt_id) if attempt_id is not None else None
+    if target is None:
+        log.error("callback call without a known attempt", extra={"attempt": raw})
+        return "unknown_attempt"
+    logger = CallLog(log, {"attempt_id": target.attempt_id, "task_id": target.task.id})
+    if not await channel.is_alive():
+        logger.info("citizen gone before the follow-up started")
+        return "hangup"
+    case = target.case
+    s = ctx.settings
+    config = f.FollowupConfig(
+        keypad=ctx.keypad,
+        reasons={r.key: r.code for r in s.survey_reasons},
+        invite=case is None,
+        case_digits=_NOT_DIGITS.sub("", case.case_number) if case else "",
+        department_prompt=await department_prompt(ctx, case.department_name if case else None),
+        max_tries=s.survey_max_tries,
+        digit_timeout_ms=s.survey_digit_timeout_ms,
+    )
+    outcome = await FollowupRunner(ctx, channel, target, f.Followup(config), logger).run()
+    logger.info("follow-up finished", extra={"outcome": outcome})
+    return outcome
+

@@ -1,0 +1,175 @@
+"""The default-rating job (DOMAIN.md rule 2): a call not rated within the window counts as
+基本满意, flagged as a default (``source = "default"``), never as a real vote.
+
+Each pass:
+
+1. Calls stuck ``pending`` / ``in_progress`` for longer than ``survey_stale_after_seconds``
+   (the survey process died, or the call ended without ever reaching the survey) become
+   ``not_rated``.
+2. Each ``not_rated`` call whose window has passed gets the default rating and the status
+   ``defaulted``, exactly once even with several processes: a conditional
+   ``UPDATE … WHERE survey_status = 'not_rated'`` in the same transaction as the rating, and
+   only the process whose update hit the row writes the rating.
+
+The window runs from the end of the call (else the survey's start, else the call's start):
+
+* ``minutes`` / ``natural_days``: that exact duration later;
+* ``working_days``: the end of the N-th working day after the call's day (Beijing time,
+  official calendar: holidays off, 调休 make-up days on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, or_, select, update
+
+from hotline.clock import as_utc, to_local, utcnow
+from hotline.context import AppContext
+from hotline.levels import DEFAULT_LEVEL
+from storage.models import Call, Case, Rating, RatingKind, RatingSource, SurveyStatus
+from storage.ratings import RatingInput, project_no_for_call, save_rating
+
+log = logging.getLogger("hotline.ivr.defaults")
+
+BATCH = 500
+
+
+@dataclass
+class PassReport:
+    stale: int = 0
+    defaulted: int = 0
+
+
+def _reference(call: Call) -> dt.datetime:
+    return as_utc(call.ended_at or call.survey_started_at or call.started_at)
+
+
+def window_end(ctx: AppContext, reference: dt.datetime) -> dt.datetime:
+    """When the default-rating window of a call that ended at ``reference`` closes."""
+    s = ctx.settings
+    n = s.default_rating_window
+    if s.default_rating_window_unit == "minutes":
+        return reference + dt.timedelta(minutes=n)
+    if s.default_rating_window_unit == "natural_days":
+        return reference + dt.timedelta(days=n)
+    last_day = ctx.workdays.add_working_days(to_local(reference, s.tz).date(), n)
+    next_midnight = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(), s.tz)
+    return next_midnight.astimezone(dt.UTC)
+
+
+def _earliest_possible_reference(ctx: AppContext, now: dt.datetime) -> dt.datetime:
+    """A cheap SQL bound: N working days are never shorter than N natural days."""
+    s = ctx.settings
+    if s.default_rating_window_unit == "minutes":
+        return now - dt.timedelta(minutes=s.default_rating_window)
+    return now - dt.timedelta(days=s.default_rating_window)
+
+
+async def mark_stale(ctx: AppContext, now: dt.datetime) -> int:
+    cutoff = now - dt.timedelta(seconds=ctx.settings.survey_stale_after_seconds)
+    async with ctx.db.transaction() as s:
+        result = await s.execute(
+            update(Call)
+            .where(
+                or_(
+                    and_(
+                        Call.survey_status == SurveyStatus.IN_PROGRESS,
+                        func.coalesce(Call.survey_started_at, Call.started_at) < cutoff,
+                    ),
+                    and_(
+                        Call.survey_status == SurveyStatus.PENDING,
+                        func.coalesce(Call.ended_at, Call.started_at) < cutoff,
+                    ),
+                )
+            )
+            .values(survey_status=SurveyStatus.NOT_RATED, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def default_call(ctx: AppContext, call_id: int, now: dt.datetime) -> bool:
+    """Give one not-rated call its default rating; False if someone else got there first."""
+    async with ctx.db.transaction() as s:
+        claimed = await s.execute(
+            update(Call)
+            .where(Call.id == call_id, Call.survey_status == SurveyStatus.NOT_RATED)
+            .values(survey_status=SurveyStatus.DEFAULTED, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        call = await s.get(Call, call_id)
+        assert call is not None
+        project_no = project_no_for_call(call.linkedid)
+        if await s.scalar(select(Rating.id).where(Rating.project_no == project_no,
+                                                  Rating.assess_number == 1)):
+            # a real vote exists (status out of step): keep the vote, never overwrite it
+            call.survey_status = SurveyStatus.RATED
+            return False
+        case_id = None
+        if call.case_number:
+            case_id = await s.scalar(select(Case.id).where(Case.case_number == call.case_number))
+        await save_rating(
+            s,
+            RatingInput(
+                project_no=project_no,
+                kind=RatingKind.PER_CALL,
+                source=RatingSource.DEFAULT,
+                level=DEFAULT_LEVEL,
+                call_id=call.id,
+                case_id=case_id,
+                case_number=call.case_number,
+                agent_id=call.agent_id,
+                department_code=call.department_code,
+                rated_at=now,
+            ),
+        )
+    return True
+
+
+async def run_once(ctx: AppContext, now: dt.datetime | None = None) -> PassReport:
+    """One pass over all due calls (paged by id, so calls not yet due are never re-read)."""
+    now = now or utcnow()
+    report = PassReport(stale=await mark_stale(ctx, now))
+    bound = _earliest_possible_reference(ctx, now)
+    reference = func.coalesce(Call.ended_at, Call.survey_started_at, Call.started_at)
+    last_id = 0
+    while True:
+        async with ctx.db.sessions() as s:
+            calls = (
+                await s.scalars(
+                    select(Call)
+                    .where(Call.survey_status == SurveyStatus.NOT_RATED, reference <= bound,
+                           Call.id > last_id)
+                    .order_by(Call.id)
+                    .limit(BATCH)
+                )
+            ).all()
+        for call in calls:
+            if window_end(ctx, _reference(call)) <= now and await default_call(ctx, call.id, now):
+                report.defaulted += 1
+        if len(calls) < BATCH:
+            break
+        last_id = calls[-1].id
+    if report.stale or report.defaulted:
+        log.info("default ratings", extra={"stale": report.stale, "defaulted": report.defaulted})
+    return report
+
+
+async def run(ctx: AppContext, stopping: asyncio.Event) -> None:
+    """The worker: a pass every ``default_rating_interval_seconds`` until the service stops."""
+    interval = ctx.settings.default_rating_interval_seconds
+    while not stopping.is_set():
+        try:
+            await run_once(ctx)
+        except Exception:
+            log.exception("default-rating pass failed; retrying next interval")
+        try:
+            await asyncio.wait_for(stopping.wait(), timeout=interval)
+        except TimeoutError:
+            pass

@@ -1,0 +1,68 @@
+"""The ``serve_fastagi`` worker: checks the prompts, then runs the FastAGI server until the
+service stops.
+
+Missing prompts stop the worker from starting (and with it ``hotline serve``): GET DATA answers
+-1 for a missing sound file exactly as for a hang-up, so a survey without its prompts would
+silently record every caller as not rated, and the default-rating job would then turn them all
+into 基本满意 — invented votes. Failing loudly at start is the only safe choice; a deployment
+whose Asterisk runs on another host (so the files cannot be checked from here) turns the check
+off with ``fastagi_check_prompts = false``, and each call still detects a missing prompt
+(CHANNEL STATUS after the -1) and reports ``HOTLINE_AGI_ERROR=prompt-missing``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from hotline.context import AppContext
+from ivr import prompts
+from ivr.fastagi import FastAgiServer
+from ivr.survey_flow import RECORDINGS_SUBDIR, record_rejected
+
+log = logging.getLogger("hotline.ivr.server")
+
+#: agi://host:port/<route> → "module:function(ctx, channel)". The 回访 flow adds
+#: "callback" here when it lands.
+ROUTES: dict[str, str] = {
+    "survey": "ivr.survey_flow:handle",
+    "callback": "callback_scheduler.followup_agi:handle",
+}
+
+
+class PromptsMissingError(RuntimeError):
+    pass
+
+
+def check_prompts(ctx: AppContext) -> None:
+    missing = prompts.missing_prompts(ctx.settings)
+    if missing:
+        raise PromptsMissingError(
+            f"{len(missing)} prompt file(s) missing in {ctx.settings.effective_prompts_dir}: "
+            f"{', '.join(missing)}. Run `hotline prompts build` (or drop studio recordings "
+            "there); set fastagi_check_prompts = false only if Asterisk runs on another host."
+        )
+
+
+async def run(ctx: AppContext, stopping: asyncio.Event) -> None:
+    settings = ctx.settings
+    if settings.fastagi_check_prompts:
+        check_prompts(ctx)
+    with contextlib.suppress(OSError):  # where RECORD FILE writes comments (res_agi won't mkdir)
+        (settings.effective_prompts_dir / RECORDINGS_SUBDIR).mkdir(parents=True, exist_ok=True)
+    server = FastAgiServer(
+        ctx,
+        ROUTES,
+        host=settings.fastagi_host,
+        port=settings.fastagi_port,
+        max_calls=settings.fastagi_max_calls,
+        read_timeout=settings.fastagi_read_timeout,
+        shutdown_grace=settings.fastagi_shutdown_grace,
+        on_reject=record_rejected,
+    )
+    await server.start()
+    try:
+        await stopping.wait()
+    finally:
+        await server.stop()

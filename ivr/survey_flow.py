@@ -1,0 +1,245 @@
+"""The survey over AGI: reads who the call is, then performs the state machine's actions
+(:mod:`ivr.survey`) as AGI commands and feeds back what the caller did.
+
+Action → AGI command:
+
+* ``Collect``: STREAM FILE for each prompt but the last, any key interrupting it (barge-in), then
+  GET DATA on the last prompt (it listens while playing) with the digit timeout, 1 digit.
+* ``Play``: STREAM FILE without escape digits.
+* ``Record``: RECORD FILE ``hotline/recordings/<linkedid>`` wav, ``#`` ends, BEEP, ``s=``.
+* ``SetVariable``: SET VARIABLE.  ``Save`` / ``MarkNotRated``: the database (survey_store).
+* ``Finish``: return; the server closes the socket and the dialplan goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from hotline.context import AppContext
+from ivr import agi_protocol as p
+from ivr import prompts
+from ivr.channel import AgiChannel, CallLog, ChannelGone, MediaError
+from ivr.survey import (
+    NOT_RATED_VALUE,
+    RESULT_VARIABLE,
+    Action,
+    Collect,
+    Digit,
+    Event,
+    Finish,
+    HungUp,
+    MarkNotRated,
+    Play,
+    PromptFailed,
+    Record,
+    RecordingDone,
+    RecordingFailed,
+    Save,
+    SetVariable,
+    Survey,
+    SurveyConfig,
+    Timeout,
+)
+from ivr.survey_store import CallInfo, SurveyStore
+from storage.models import SurveyStatus
+
+log = logging.getLogger("hotline.ivr.survey")
+
+#: channel variables the dialplan, the queue or the API set on the caller's channel
+VAR_AGENT = "HOTLINE_AGENT"
+VAR_QUEUE = "HOTLINE_QUEUE"
+VAR_CASE = "HOTLINE_CASE_ID"
+VAR_DEPT = "HOTLINE_DEPT"
+#: set when the survey could not run properly, for the dialplan to branch on
+VAR_ERROR = "HOTLINE_AGI_ERROR"
+RECORDING_FORMAT = "wav"
+RECORDING_RATE = 8000  # samples a second of the wav format: RECORD FILE's endpos is in samples
+RECORDINGS_SUBDIR = "recordings"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_INTERFACE = re.compile(r"^[A-Za-z0-9]+/([^@/]+)")
+
+
+def agent_from_interface(interface: str | None) -> str | None:
+    """``PJSIP/1001`` or ``Local/1001@agents/n`` → ``1001`` (queue members named by 工号)."""
+    if not interface:
+        return None
+    m = _INTERFACE.match(interface)
+    return m.group(1) if m else None
+
+
+async def read_call_info(channel: AgiChannel) -> CallInfo:
+    """Everything that identifies the call. There is no agi_linkedid: read CHANNEL(linkedid).
+    All these commands are permitted on a dead channel, so this works after a hang-up too."""
+    env = channel.env
+    linkedid = await channel.get_full_variable("${CHANNEL(linkedid)}")
+    linkedid = linkedid or env.uniqueid or ""
+    if not linkedid:
+        raise p.AgiProtocolError("the channel has neither a linkedid nor a uniqueid")
+    agent = (
+        await channel.get_variable(VAR_AGENT)
+        or await channel.get_variable("MEMBERNAME")
+        or agent_from_interface(await channel.get_variable("MEMBERINTERFACE"))
+    )
+    queue = await channel.get_variable(VAR_QUEUE) or await channel.get_variable("QUEUENAME")
+    return CallInfo(
+        linkedid=linkedid,
+        uniqueid=env.uniqueid,
+        channel=env.channel,
+        caller=env.callerid,
+        agent_id=agent or None,
+        queue=queue or None,
+        case_number=await channel.get_variable(VAR_CASE) or None,
+        department_code=await channel.get_variable(VAR_DEPT) or None,
+    )
+
+
+class SurveyRunner:
+    """Drives one :class:`Survey` over one channel."""
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        channel: AgiChannel,
+        store: SurveyStore,
+        logger: CallLog,
+    ) -> None:
+        self.ctx = ctx
+        self.channel = channel
+        self.store = store
+        self.log = logger
+        self.survey = Survey(SurveyConfig.from_context(ctx))
+        safe = _UNSAFE.sub("-", store.info.linkedid)
+        self.recording = f"{prompts.SOUND_PREFIX}/{RECORDINGS_SUBDIR}/{safe}"
+
+    async def run(self) -> str:
+        actions = self.survey.start()
+        while actions:
+            event = await self._perform(actions)
+            if event is None:
+                break
+            self.log.debug("survey event", extra={"event": type(event).__name__,
+                                                  "phase": self.survey.phase.value})
+            actions = self.survey.handle(event)
+        return self.survey.outcome or "unknown"
+
+    async def _perform(self, actions: list[Action]) -> Event | None:
+        """Run a batch in order; the first action that waits for the caller answers with the
+        next event. A hang-up drops the rest of the batch (the machine decides again)."""
+        for action in actions:
+            try:
+                if isinstance(action, Save):
+                    await self.store.save(action)
+                elif isinstance(action, MarkNotRated):
+                    await self.store.mark_not_rated()
+                elif isinstance(action, SetVariable):
+                    await self.channel.set_variable(action.name, action.value)
+                elif isinstance(action, Play):
+                    for prompt in action.prompts:
+                        await self.channel.stream_file(prompts.sound_name(prompt))
+                elif isinstance(action, Collect):
+                    return await self._collect(action)
+                elif isinstance(action, Record):
+                    return await self._record(action)
+                elif isinstance(action, Finish):
+                    return None
+            except ChannelGone:
+                return HungUp()
+            except MediaError as exc:
+                self.log.error("prompt could not be played; is it built? (hotline prompts build)",
+                               extra={"command": exc.command.line()})
+                await self._flag_error("prompt-missing")
+                return PromptFailed()
+        return None
+
+    async def _collect(self, action: Collect) -> Event:
+        *leading, last = action.prompts
+        for prompt in leading:
+            played = await self.channel.stream_file(prompts.sound_name(prompt), p.ALL_KEYS)
+            if played.digit:
+                return Digit(played.digit)
+        result = await self.channel.get_data(
+            prompts.sound_name(last), action.timeout_ms, action.max_digits
+        )
+        if result.kind is p.GetDataKind.TIMEOUT:
+            return Timeout()
+        return Digit(result.digits[:1])
+
+    async def _record(self, action: Record) -> Event:
+        directory = self.ctx.settings.effective_prompts_dir / RECORDINGS_SUBDIR
+        try:
+            # res_agi does not create directories; on a shared host we can
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
+        try:
+            result = await self.channel.record_file(
+                self.recording, RECORDING_FORMAT, action.end_keys, action.max_seconds,
+                beep=action.beep, silence_seconds=action.silence_seconds,
+            )
+        except MediaError:
+            self.log.error("recording could not start (beep missing?)")
+            return RecordingFailed()
+        if result.end is p.RecordEnd.FAILED:
+            self.log.error("recording failed", extra={"detail": result.detail})
+            return RecordingFailed()
+        return RecordingDone(
+            path=f"{self.recording}.{RECORDING_FORMAT}",
+            seconds=result.endpos / RECORDING_RATE,
+            hung_up=result.end is p.RecordEnd.HANGUP,
+        )
+
+    async def _flag_error(self, code: str) -> None:
+        try:
+            await self.channel.set_variable(VAR_ERROR, code)
+        except ChannelGone:
+            pass
+
+
+async def handle(ctx: AppContext, channel: AgiChannel) -> str:
+    """The ``survey`` route: run the survey for the caller on this channel; returns the outcome.
+
+    A caller who already hung up (the route was reached from a hang-up handler, or the
+    hand-off came too late) hears nothing and is recorded as not rated. A call already rated
+    or defaulted is not surveyed again.
+    """
+    info = await read_call_info(channel)
+    logger = CallLog(
+        log, {"linkedid": info.linkedid, "uniqueid": info.uniqueid, "agent": info.agent_id}
+    )
+    store = SurveyStore(ctx, info)
+    live = await channel.is_alive()
+    existing = await store.begin(live=live)
+    if existing is not None:
+        logger.info("call already %s; no second survey", existing.status)
+        value = (
+            str(int(existing.level))
+            if existing.status == SurveyStatus.RATED and existing.level
+            else NOT_RATED_VALUE
+        )
+        await _set_quietly(channel, RESULT_VARIABLE, value)
+        return f"already_{existing.status}"
+    if not live:
+        logger.info("caller gone before the survey: not rated")
+        return "not_rated_hangup"
+    outcome = await SurveyRunner(ctx, channel, store, logger).run()
+    logger.info("survey finished", extra={"outcome": outcome})
+    return outcome
+
+
+async def record_rejected(ctx: AppContext, channel: AgiChannel) -> None:
+    """The server was at capacity: a survey call that got no survey is recorded as not rated
+    (rule 1) unless already resolved. Other routes are left alone."""
+    if channel.env.route != "survey":
+        return
+    info = await read_call_info(channel)
+    await SurveyStore(ctx, info).begin(live=False)
+
+
+async def _set_quietly(channel: AgiChannel, name: str, value: Any) -> None:
+    try:
+        await channel.set_variable(name, str(value))
+    except ChannelGone:
+        pass

@@ -1,0 +1,285 @@
+"""The dialer against a scripted AMI server, on SQLite and PostgreSQL (DOMAIN.md "Asterisk
+facts": Originate with Async reports OriginateResponse Reason 4/5/3/8/0; a client that re-sends
+after a reconnect can dial a citizen twice). Rule 5: every attempt ends with an outcome; rule 8:
+never a second dial, and a paused campaign dials nobody.
+
+The fake Asterisk decides each call by the citizen number's last two digits: 05 busy, 03 no
+answer, 08 congestion, 04 answers (then the "IVR" stores a rating and the call hangs up),
+09 drops the AMI connection on the Originate and never creates the call, 06 drops the
+connection but the call goes on (answered) and ends a little later."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ami.client import AmiClient
+from ami.protocol import Message, Parser
+from callback_scheduler import campaigns as camp
+from callback_scheduler import tasks
+from callback_scheduler.claims import claim
+from callback_scheduler.dialer import Dialer
+from callback_scheduler.results import Answer
+from callback_scheduler.rules import Outcome
+from hotline.context import AppContext
+from hotline.levels import Level
+from storage.models import CallbackAttempt, CallbackTask
+from tests.conftest import make_settings
+from tests.integration.test_callback_store import NOW, closed_bad_case
+
+SECRET = "fake-secret"
+
+
+class FakeAsterisk:
+    def __init__(self) -> None:
+        self.originates: list[Message] = []
+        self.channels: dict[str, str] = {}  # Uniqueid → ChannelState
+        self.writers: list[asyncio.StreamWriter] = []
+        self.on_answer: Callable[[int], Awaitable[None]] | None = None
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self._jobs: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for w in self.writers:
+            w.close()
+        for job in self._jobs:
+            job.cancel()
+        await self.server.wait_closed()
+
+    def push(self, **headers: object) -> None:
+        text = "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        for w in self.writers:
+            w.write(text.encode())
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        parser = Parser(expect_banner=False)
+        try:
+            while data := await reader.read(4096):
+                for msg in parser.feed(data):
+                    self._answer(msg, writer)
+        except ConnectionError:
+            pass
+        finally:
+            if writer in self.writers:
+                self.writers.remove(writer)
+            writer.close()
+
+    def _reply(self, writer: asyncio.StreamWriter, aid: str | None, **headers: str) -> None:
+        text = f"Response: Success\r\nActionID: {aid}\r\n"
+        text += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        writer.write(text.encode())
+
+    def _answer(self, msg: Message, writer: asyncio.StreamWriter) -> None:
+        action, aid = (msg.get("Action") or "").lower(), msg.action_id
+        if action == "originate":
+            self.originates.append(msg)
+            number = (msg.get("Channel") or "").split("/")[1].split("@")[0]
+            behaviour = number[-2:]
+            if behaviour in ("09", "06"):
+                if behaviour == "06":
+                    self.channels[msg["ChannelId"]] = "6"  # the citizen answered meanwhile
+                    self._later(self._hang_up_later(msg["ChannelId"], 0.5))
+                writer.close()  # the response is lost with the connection
+                return
+            self._reply(writer, aid, Message="Originate successfully queued")
+            self._later(self._call(msg, behaviour))
+        elif action == "coreshowchannels":
+            self._reply(writer, aid, EventList="start", Message="Channels will follow")
+            for uid, state in self.channels.items():
+                writer.write(f"Event: CoreShowChannel\r\nActionID: {aid}\r\nUniqueid: {uid}\r\n"
+                             f"ChannelState: {state}\r\n\r\n".encode())
+            writer.write(f"Event: CoreShowChannelsComplete\r\nActionID: {aid}\r\n"
+                         f"EventList: Complete\r\nListItems: {len(self.channels)}\r\n\r\n"
+                         .encode())
+        else:
+            self._reply(writer, aid, Message="ok")
+
+    def _later(self, coro: Awaitable[None]) -> None:
+        job = asyncio.ensure_future(coro)
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+
+    async def _call(self, msg: Message, behaviour: str) -> None:
+        await asyncio.sleep(0.05)
+        uid, aid = msg["ChannelId"], msg.action_id
+        failure = {"05": (5, 17), "03": (3, 19), "08": (8, 34)}.get(behaviour)
+        if failure is not None:
+            reason, cause = failure
+            self.push(Event="Hangup", Uniqueid=uid, Cause=cause)
+            self.push(Event="OriginateResponse", ActionID=aid, Response="Failure",
+                      Reason=reason, Uniqueid=uid)
+            return
+        self.channels[uid] = "6"
+        self.push(Event="OriginateResponse", ActionID=aid, Response="Success", Reason=4,
+                  Uniqueid=uid)
+        if self.on_answer is not None:
+            variable = next(v for v in msg.get_all("Variable") if v.startswith("CALLBACK_"))
+            await self.on_answer(int(variable.split("=")[1]))
+        await self._hang_up_later(uid, 0.05)
+
+    async def _hang_up_later(self, uid: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self.channels.pop(uid, None)
+        self.push(Event="Hangup", Uniqueid=uid, Cause=16)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeAsterisk]:
+    server = FakeAsterisk()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def make(tmp_path: Path, url: str, fake: FakeAsterisk,
+               **overrides: object) -> tuple[AppContext, AmiClient, Dialer, asyncio.Task[None]]:
+    ctx = AppContext.create(make_settings(
+        tmp_path, database_url=url, ami_timeout=1.0, callback_response_grace_seconds=1.0,
+        **overrides))
+    ami = AmiClient("127.0.0.1", fake.port, "hotline", SECRET, timeout=1.0,
+                    reconnect_delay=0.05, keepalive=None)
+    await ami.connect()
+    dialer = Dialer(ctx, ami, clock=lambda: NOW)
+    pump = asyncio.create_task(dialer.pump(ami.events("OriginateResponse", "Hangup")))
+    return ctx, ami, dialer, pump
+
+
+async def teardown(ctx: AppContext, ami: AmiClient, pump: asyncio.Task[None]) -> None:
+    await ami.close()
+    await asyncio.wait_for(pump, 2)
+    await ctx.close()
+
+
+async def rate_via_ivr(ctx: AppContext, attempt_id: int) -> None:
+    """What the follow-up IVR does when the citizen presses 1 (resolved) and 2 (满意)."""
+    async with ctx.db.transaction() as s:
+        await tasks.record_ivr_result(s, ctx, attempt_id, Answer(Level.SATISFIED, True),
+                                      Outcome.RATED, now=NOW)
+
+
+async def test_rule5_each_originate_outcome_is_recorded_and_retried_after_its_delay(
+    tmp_path: Path, database_url: str, fake: FakeAsterisk,
+) -> None:
+    ctx, ami, dialer, pump = await make(tmp_path, database_url, fake)
+    try:
+        fake.on_answer = lambda attempt_id: rate_via_ivr(ctx, attempt_id)
+        for suffix in ("05", "03", "08", "04"):
+            await closed_bad_case(ctx, f"D-{suffix}", number=f"138000000{suffix}")
+        claims = sorted(await claim(ctx, scheduler_id="t", now=NOW, want=10),
+                        key=lambda c: c.task_id)
+        outcomes = [await dialer.dial(c) for c in claims]
+        assert outcomes == [Outcome.BUSY, Outcome.NO_ANSWER, Outcome.CONGESTION, Outcome.RATED]
+        sent = fake.originates[0]
+        assert sent["Async"] == "true" and sent["Context"] == "callback"
+        assert sent["Channel"] == "PJSIP/13800000005@carrier"
+        assert sent["ChannelId"] == claims[0].channel_id
+        assert sent.action_id == claims[0].action_id
+        assert f"CALLBACK_ATTEMPT_ID={claims[0].attempt_id}" in sent.get_all("Variable")
+        async with ctx.db.sessions() as s:
+            found = {t.id: t for t in await s.scalars(select(CallbackTask))}
+            attempts = {a.id: a for a in await s.scalars(select(CallbackAttempt))}
+        busy, no_answer, congestion, rated = (found[c.task_id] for c in claims)
+        assert (busy.status, busy.next_attempt_at) == ("pending", NOW + dt.timedelta(minutes=30))
+        assert no_answer.next_attempt_at == NOW + dt.timedelta(minutes=60)
+        assert congestion.next_attempt_at == NOW + dt.timedelta(minutes=15)
+        assert (rated.status, rated.outcome) == ("completed", "rated")
+        assert {a.status for a in attempts.values()} == {"ended"}
+        assert (attempts[claims[0].attempt_id].reason,
+                attempts[claims[0].attempt_id].hangup_cause) == (5, 17)
+    finally:
+        await teardown(ctx, ami, pump)
+
+
+async def test_rule8_ami_cut_mid_campaign_never_dials_twice_and_every_attempt_ends(
+    tmp_path: Path, database_url: str, fake: FakeAsterisk,
+) -> None:
+    """Two Originates lose their response in a disconnect: one call never happened (unknown,
+    retried only after the retry delay), one went on and is followed to its end."""
+    ctx, ami, dialer, pump = await make(tmp_path, database_url, fake)
+    try:
+        for suffix in ("09", "06", "05"):
+            await closed_bad_case(ctx, f"X-{suffix}", number=f"138000000{suffix}")
+        claims = sorted(await claim(ctx, scheduler_id="t", now=NOW, want=10),
+                        key=lambda c: c.task_id)
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(dialer.dial(c) for c in claims)), 15)
+        assert outcomes[0] is Outcome.UNKNOWN
+        assert outcomes[1] is Outcome.ANSWERED_NO_RATING  # found Up by ChannelId, then Hangup
+        assert outcomes[2] in (Outcome.BUSY, Outcome.UNKNOWN)  # its events may have been cut
+        per_channel = [m["ChannelId"] for m in fake.originates]
+        assert sorted(per_channel) == sorted(c.channel_id for c in claims)  # once each
+        async with ctx.db.sessions() as s:
+            unknown = await s.get(CallbackTask, claims[0].task_id)
+            statuses = set(await s.scalars(select(CallbackAttempt.status)))
+        assert statuses == {"ended"}
+        assert unknown is not None and (unknown.status, unknown.next_attempt_at) == (
+            "pending", NOW + dt.timedelta(minutes=60))
+        assert await claim(ctx, scheduler_id="t", now=NOW + dt.timedelta(minutes=59),
+                           want=10) == []
+    finally:
+        await teardown(ctx, ami, pump)
+
+
+async def test_rule8_paused_between_claim_and_dial_sends_nothing(
+    tmp_path: Path, database_url: str, fake: FakeAsterisk,
+) -> None:
+    ctx, ami, dialer, pump = await make(tmp_path, database_url, fake)
+    try:
+        closed = await closed_bad_case(ctx, "P-1", number="13800000005")
+        [c] = await claim(ctx, scheduler_id="t", now=NOW, want=1)
+        async with ctx.db.transaction() as s:
+            await camp.change_status(s, ctx, c.campaign_id, "pause", NOW)
+        assert await dialer.dial(c) is Outcome.SKIPPED
+        assert fake.originates == []
+        async with ctx.db.sessions() as s:
+            task = await s.get(CallbackTask, closed.task.id)  # type: ignore[union-attr]
+        assert task is not None and (task.status, task.attempts_made) == ("pending", 0)
+    finally:
+        await teardown(ctx, ami, pump)
+
+
+async def test_originate_not_sent_when_ami_is_down_is_skipped_not_counted(
+    tmp_path: Path, database_url: str, fake: FakeAsterisk,
+) -> None:
+    ctx, ami, dialer, pump = await make(tmp_path, database_url, fake)
+    try:
+        await closed_bad_case(ctx, "N-1", number="13800000005")
+        [c] = await claim(ctx, scheduler_id="t", now=NOW, want=1)
+        await fake.stop()  # Asterisk gone; the client cannot reconnect
+        await asyncio.sleep(0.1)
+        assert await dialer.dial(c) is Outcome.SKIPPED
+        async with ctx.db.sessions() as s:
+            task = await s.get(CallbackTask, c.task_id)
+        assert task is not None and (task.status, task.attempts_made) == ("pending", 0)
+    finally:
+        await teardown(ctx, ami, pump)
+
+
+async def test_orphaned_attempt_of_a_dead_scheduler_is_settled(
+    tmp_path: Path, database_url: str, fake: FakeAsterisk,
+) -> None:
+    ctx, ami, dialer, pump = await make(tmp_path, database_url, fake)
+    try:
+        await closed_bad_case(ctx, "O-1", number="13800000005")
+        [c] = await claim(ctx, scheduler_id="dead", now=NOW, want=1)
+        assert await dialer.settle_orphans(NOW + dt.timedelta(minutes=5)) == 0  # may still ring
+        assert await dialer.settle_orphans(NOW + dt.timedelta(hours=1)) == 1
+        async with ctx.db.sessions() as s:
+            task = await s.get(CallbackTask, c.task_id)
+        assert task is not None and (task.status, task.outcome) == ("pending", "unknown")
+    finally:
+        await teardown(ctx, ami, pump)

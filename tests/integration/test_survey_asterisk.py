@@ -1,0 +1,288 @@
+"""The survey on the real Asterisk 22 sandbox. Each call is a Local channel pair originated over
+AMI: one half enters [hotline-survey] (AGI to our FastAGI server), the other plays the caller
+([hotline-test-caller] in ivr/dialplans/survey-test.conf) and sends DTMF with SendDTMF, timed
+from the real prompt lengths to land while a prompt plays (barge-in) or while the digit is
+awaited. All scenarios run at once (the slowest, silence, takes about 40 s); each test then
+checks its own call's rows in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import shutil
+import wave
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from ami.client import AmiClient
+from hotline.context import AppContext
+from ivr import prompts
+from ivr.channel import AgiChannel
+from ivr.fastagi import FastAgiServer
+from ivr.survey_flow import handle
+from sandbox.instance import AsteriskSandbox
+from storage.models import Call, Rating, SurveyStatus
+
+pytestmark = pytest.mark.asterisk
+
+DIGIT_TIMEOUT_MS = 3000
+CALLER_NUMBER = "13800138000"
+#: seconds after a key press before the next: the next prompt has started long before
+GAP = 2.0
+#: scenarios that do not start in the survey
+CONTEXTS = {"hangup_before_survey": "hotline-test-conversation"}
+
+
+@dataclass
+class Outcome:
+    result: object = None
+    commands: list[str] = field(default_factory=list)
+    call: Call | None = None
+    rating: Rating | None = None
+
+    def played(self) -> list[str]:
+        """The prompt ids played, in order (STREAM FILE and GET DATA)."""
+        out = []
+        for line in self.commands:
+            if line.startswith(("STREAM FILE hotline/", "GET DATA hotline/")):
+                out.append(line.split()[2].removeprefix("hotline/"))
+        return out
+
+
+def seconds(path: Path) -> float:
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def scenarios(prompt_dir: Path) -> dict[str, str]:
+    """name → caller script (HOTLINE_TEST_SCRIPT: w=wait, d=DTMF, p=play, h=hang up)."""
+    def length(pid: str) -> float:
+        return seconds(prompt_dir / f"{pid}.wav")
+
+    intro = length(prompts.SURVEY_INTRO)
+    menu = length(prompts.SURVEY_MENU)
+    in_menu = f"w{intro + 1.5:.1f}"  # the menu prompt is playing (GET DATA listens)
+    after_menu = f"w{intro + menu + 1.0:.1f}"  # the prompt is over, the digit is awaited
+    record_starts = length(prompts.SURVEY_COMMENT_RECORD) + 1.5  # instructions, then beep
+    return {
+        "level1": "w1.5|d1",  # during the intro (STREAM FILE with every key as escape)
+        "level2": f"{in_menu}|d2",
+        "level3": f"{after_menu}|d3",
+        "level4": f"{in_menu}|d4|w{GAP}|d1|w{GAP}|d2",  # reason 1, no comment
+        "level5": f"{in_menu}|d5|w{GAP}|d3|w{GAP}|d2",  # reason 3, no comment
+        "invalid_then_valid": f"{in_menu}|d9|w{GAP}|d2",
+        "repeat": f"{in_menu}|d*|w{GAP}|d1",
+        "silence": "",
+        "hangup_in_menu": f"{in_menu}|h",
+        "hangup_in_reasons": f"{in_menu}|d4|w{GAP}|h",
+        "hangup_before_survey": "w1.5|h",  # enters [hotline-test-conversation] instead
+        "comment": (
+            f"{in_menu}|d5|w{GAP}|d2|w{GAP}|d1|w{record_starts:.1f}"
+            f"|p{prompts.sound_name(prompts.SURVEY_THANKS)}|w0.5|d#"
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+async def survey_calls(
+    asterisk: AsteriskSandbox, sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, Outcome]]:
+    base = asterisk.settings
+    assert base is not None
+    db_file = tmp_path_factory.mktemp("survey-asterisk") / "hotline.db"
+    await asyncio.to_thread(shutil.copyfile, sqlite_template, db_file)
+    settings = base.model_copy(update={
+        "database_url": f"sqlite+aiosqlite:///{db_file}",
+        "survey_digit_timeout_ms": DIGIT_TIMEOUT_MS,
+        "survey_comment_max_seconds": 20,
+        "survey_comment_silence_seconds": 0,
+    })
+    # real espeak-ng + sox, into the directory Asterisk plays
+    await asyncio.to_thread(prompts.build_prompts, settings)
+    ctx = AppContext.create(settings)
+    scripts = scenarios(settings.effective_prompts_dir)
+    run_id = secrets.token_hex(3)
+    ids = {name: f"survey-{name}-{run_id}" for name in scripts}
+    loop = asyncio.get_running_loop()
+    done: dict[str, asyncio.Future[Outcome]] = {ids[n]: loop.create_future() for n in scripts}
+
+    async def recording_handle(ctx: AppContext, channel: AgiChannel) -> object:
+        outcome = Outcome()
+        original = channel.execute
+
+        async def execute(command: Any, **kw: Any) -> Any:
+            outcome.commands.append(command.line())
+            return await original(command, **kw)
+
+        channel.execute = execute  # type: ignore[method-assign]
+        try:
+            outcome.result = await handle(ctx, channel)
+        except Exception as exc:  # hand it to the test
+            outcome.result = exc
+        future = done.get(channel.env.uniqueid or "")
+        if future is not None and not future.done():
+            future.set_result(outcome)
+        return outcome.result
+
+    server = FastAgiServer(
+        ctx, {"survey": recording_handle}, host=settings.fastagi_host,
+        port=asterisk.fastagi_port, max_calls=50, read_timeout=60, shutdown_grace=5,
+    )
+    await server.start()
+    ami = AmiClient(settings.ami_host, asterisk.ami_port, asterisk.ami_username,
+                    asterisk.ami_secret, timeout=settings.ami_timeout)
+    await ami.connect()
+    results: dict[str, Outcome] = {}
+    try:
+        for name, script in scripts.items():
+            response = await ami.send({
+                "Action": "Originate",
+                "Channel": "Local/s@hotline-test-caller",
+                "Context": CONTEXTS.get(name, "hotline-survey"), "Exten": "s", "Priority": 1,
+                "ChannelId": ids[name], "OtherChannelId": f"{ids[name]}-caller",
+                "CallerID": f"<{CALLER_NUMBER}>",
+                "Variable": [f"HOTLINE_TEST_SCRIPT={script}", "HOTLINE_AGENT=A1024",
+                             f"HOTLINE_CASE_ID=GD-{name}", "HOTLINE_DEPT=D-44"],
+                "Async": True, "Timeout": 10000,
+            })
+            assert response.ok, response
+        try:
+            async with asyncio.timeout(120):
+                for name in scripts:
+                    results[name] = await done[ids[name]]
+        except TimeoutError:
+            pytest.fail(f"survey calls did not finish: "
+                        f"{[n for n in scripts if not done[ids[n]].done()]}\n"
+                        f"{asterisk.log_tail(60)}")
+        async with ctx.db.sessions() as s:
+            for name, outcome in results.items():
+                outcome.call = await s.scalar(select(Call).where(Call.linkedid == ids[name]))
+                if outcome.call is not None:
+                    outcome.rating = await s.scalar(
+                        select(Rating).where(Rating.call_id == outcome.call.id)
+                    )
+        yield results
+    finally:
+        await ami.close()
+        await server.stop()
+        await ctx.close()
+        for future in done.values():
+            if not future.done():
+                future.cancel()
+        with contextlib.suppress(Exception):
+            for name in scripts:
+                (settings.effective_prompts_dir / "recordings" / f"{ids[name]}.wav").unlink(
+                    missing_ok=True)
+
+
+def rated(outcome: Outcome, level: int) -> Rating:
+    assert outcome.result == "rated", outcome
+    assert outcome.call is not None and outcome.call.survey_status == SurveyStatus.RATED
+    rating = outcome.rating
+    assert rating is not None and rating.level == level
+    assert (rating.source, rating.kind) == ("keypad", "per_call")
+    return rating
+
+
+@pytest.mark.parametrize("level", [1, 2, 3, 4, 5])
+def test_every_level_by_keypad(survey_calls: dict[str, Outcome], level: int) -> None:
+    """Levels 1-5 pressed during the intro, during the menu (barge-in) and after it."""
+    outcome = survey_calls[f"level{level}"]
+    rating = rated(outcome, level)
+    call = outcome.call
+    assert call is not None
+    assert (call.agent_id, call.case_number, call.department_code) == (
+        "A1024", f"GD-level{level}", "D-44"
+    )
+    assert rating.agent_id == "A1024"
+    assert call.caller_masked == "138****8000" and call.caller_hash
+    assert f"SET VARIABLE SURVEY_RESULT {level}" in outcome.commands
+    if level >= 4:
+        assert rating.reason_codes == {4: "1", 5: "3"}[level]
+        assert prompts.SURVEY_REASONS in outcome.played()
+    else:
+        assert prompts.SURVEY_REASONS not in outcome.played()
+    assert outcome.played()[-1] == prompts.SURVEY_THANKS
+
+
+def test_key_pressed_during_the_intro_skips_the_menu(survey_calls: dict[str, Outcome]) -> None:
+    assert survey_calls["level1"].played() == [prompts.SURVEY_INTRO, prompts.SURVEY_THANKS]
+
+
+def test_invalid_key_then_valid(survey_calls: dict[str, Outcome]) -> None:
+    outcome = survey_calls["invalid_then_valid"]
+    rated(outcome, 2)
+    played = outcome.played()
+    assert played[:2] == [prompts.SURVEY_INTRO, prompts.SURVEY_MENU]
+    assert played[2:4] == [prompts.SURVEY_INVALID, prompts.SURVEY_MENU]
+
+
+def test_repeat_key_replays_the_menu(survey_calls: dict[str, Outcome]) -> None:
+    outcome = survey_calls["repeat"]
+    rated(outcome, 1)
+    assert outcome.played()[:3] == [prompts.SURVEY_INTRO, prompts.SURVEY_MENU,
+                                    prompts.SURVEY_MENU]
+    assert prompts.SURVEY_INVALID not in outcome.played()
+
+
+def test_silence_is_not_rated(survey_calls: dict[str, Outcome]) -> None:
+    """Rule 1: pressing nothing is recorded as not rated (one retry first)."""
+    outcome = survey_calls["silence"]
+    assert outcome.result == "not_rated_silence"
+    assert outcome.call is not None and outcome.call.survey_status == SurveyStatus.NOT_RATED
+    assert outcome.rating is None
+    assert outcome.played() == [prompts.SURVEY_INTRO, prompts.SURVEY_MENU, prompts.SURVEY_MENU,
+                                prompts.SURVEY_GOODBYE]
+    assert "SET VARIABLE SURVEY_RESULT none" in outcome.commands
+
+
+def test_hangup_during_the_menu_is_not_rated(survey_calls: dict[str, Outcome]) -> None:
+    """Rule 1: a caller who hangs up before rating is recorded as not rated."""
+    outcome = survey_calls["hangup_in_menu"]
+    assert outcome.result == "not_rated_hangup"
+    assert outcome.call is not None and outcome.call.survey_status == SurveyStatus.NOT_RATED
+    assert outcome.call.agent_id == "A1024"
+    assert outcome.rating is None
+
+
+def test_hangup_during_the_reason_menu_keeps_the_level(survey_calls: dict[str, Outcome]) -> None:
+    outcome = survey_calls["hangup_in_reasons"]
+    rating = rated(outcome, 4)
+    assert rating.reason_codes is None
+
+
+def test_caller_gone_before_the_survey_is_not_rated(survey_calls: dict[str, Outcome]) -> None:
+    """Rule 1 via the hang-up handler: AGI on the dead channel records the call as not rated
+    (with what the channel knew), and nothing is played."""
+    outcome = survey_calls["hangup_before_survey"]
+    assert outcome.result == "not_rated_hangup"
+    assert outcome.call is not None and outcome.call.survey_status == SurveyStatus.NOT_RATED
+    assert outcome.call.case_number == "GD-hangup_before_survey"
+    assert outcome.call.caller_masked == "138****8000"
+    assert outcome.played() == []
+    assert outcome.rating is None
+
+
+def test_bad_rating_with_reason_and_recorded_comment(
+    survey_calls: dict[str, Outcome], asterisk: AsteriskSandbox
+) -> None:
+    """差评 with reason and a voice comment that Asterisk recorded and the rating links."""
+    outcome = survey_calls["comment"]
+    rating = rated(outcome, 5)
+    assert rating.reason_codes == "2"
+    assert rating.comment_recording is not None
+    assert rating.comment_recording.startswith("hotline/recordings/survey-comment-")
+    assert asterisk.settings is not None
+    path = asterisk.settings.effective_prompts_dir / rating.comment_recording.removeprefix(
+        "hotline/")
+    assert path.exists()
+    assert seconds(path) > 1.5  # the caller's "comment" (a played prompt) was recorded
+    record = next(c for c in outcome.commands if c.startswith("RECORD FILE"))
+    assert record.split()[4:7] == ["#", "20000", "0"]
