@@ -49,11 +49,16 @@ class RulesError(ValueError):
 Window = tuple[dt.time, dt.time]
 
 
+#: a window may end at "24:00": the end of the day
+END_OF_DAY = "24:00"
+
+
 def parse_window(text: str) -> Window:
-    """``"09:00-12:00"`` → (09:00, 12:00); the end is exclusive."""
+    """``"09:00-12:00"`` → (09:00, 12:00); the end is exclusive; ``24:00`` ends the day."""
     try:
-        start_s, end_s = text.strip().split("-")
-        start, end = dt.time.fromisoformat(start_s.strip()), dt.time.fromisoformat(end_s.strip())
+        start_s, end_s = (part.strip() for part in text.strip().split("-"))
+        start = dt.time.fromisoformat(start_s)
+        end = dt.time.max if end_s == END_OF_DAY else dt.time.fromisoformat(end_s)
     except ValueError as exc:
         raise ValueError(f"window {text!r} is not HH:MM-HH:MM") from exc
     if start >= end:
@@ -84,7 +89,8 @@ class CampaignRules(BaseModel):
         for (_, end), (start, _) in itertools.pairwise(parsed):
             if start < end:
                 raise ValueError("call windows overlap")
-        return [f"{s:%H:%M}-{e:%H:%M}" for s, e in parsed]
+        return [f"{s:%H:%M}-{END_OF_DAY if e == dt.time.max else f'{e:%H:%M}'}"
+                for s, e in parsed]
 
     @field_validator("retry_minutes")
     @classmethod

@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "storage.cli",
     "http_api.cli",
     "sandbox.cli",
+    "sandbox.call_cli",
     "ivr.cli",
     "forwarder.cli",
     "callback_scheduler.cli",

@@ -67,7 +67,8 @@ DEFAULT_CALLBACK_RETRY_MINUTES = {
     "unknown": 60,
 }
 
-_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+# "HH:MM-HH:MM", the end may be 24:00 (the end of the day)
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
 
 
 class Settings(BaseSettings):
@@ -154,6 +155,7 @@ class Settings(BaseSettings):
     # --- 回访 / 邀评 callbacks (callback_scheduler; DOMAIN.md rules 3, 5, 8). The first group
     # are the defaults a new campaign starts from; each campaign may override them.
     # daily call windows, Beijing time (setting ``timezone``), "HH:MM-HH:MM", end exclusive
+    # ("24:00": the end of the day)
     callback_windows: list[str] = Field(default_factory=lambda: ["09:00-12:00", "14:00-18:00"])
     callback_working_days_only: bool = True  # official calendar: no holidays, 调休 days on
     callback_max_attempts: int = Field(default=3, ge=1, le=10)
@@ -252,6 +254,8 @@ class Settings(BaseSettings):
             m = _WINDOW.match(window.strip())
             if m is None:
                 raise ValueError(f"window {window!r} is not HH:MM-HH:MM")
+            if m[3] == "24" and m[4] != "00":
+                raise ValueError(f"window {window!r}: past 24:00")
             if (m[1], m[2]) >= (m[3], m[4]):
                 raise ValueError(f"window {window!r} ends before it starts")
         return [w.strip() for w in value]

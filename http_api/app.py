@@ -47,7 +47,9 @@ Setup = Callable[[web.Application, AppContext], None]
 CORE_MODULES: tuple[str, ...] = ("http_api.system",)
 
 #: Later features append "package.module" here; each module exposes ``setup(app, ctx)``.
-FEATURE_MODULES: list[str] = ["http_api.feed", "http_api.cases", "http_api.campaigns"]
+FEATURE_MODULES: list[str] = [
+    "http_api.feed", "http_api.cases", "http_api.campaigns", "http_api.calls",
+]
 
 #: Request bodies above this are refused with 413 (aiohttp's default is 1 MiB too; explicit).
 MAX_BODY_BYTES = 1024 * 1024

@@ -224,8 +224,10 @@ def carrier_sandbox(
 ) -> AsteriskSandbox:
     """The carrier instance facing ``hotline``: the trunk's other end. Its SIP port is where
     the hotline's trunk points (the hotline's peer_sip_port, by default its SIP port + 1);
-    its AMI port and RTP range default to the hotline's AMI port + 1 and the range just
-    above the hotline's. Same root, configuration files and dialplans as the hotline."""
+    its AMI port defaults to the hotline's + 2 (+ 1 is left for a second hotline-side
+    instance) and its RTP range to one as large as the hotline's, just above it. Same root,
+    configuration files and dialplans as the hotline. ``hotline call`` and the test fixture
+    use these defaults, so either finds a carrier the other started."""
     span = hotline.rtp_end - hotline.rtp_start
     start = rtp_start if rtp_start is not None else hotline.rtp_end + 1
     return AsteriskSandbox(
@@ -235,7 +237,7 @@ def carrier_sandbox(
         run_dir=run_dir or default_run_dir(hotline),
         conf_dir=hotline.conf_dir,
         dialplan_dir=hotline.dialplan_dir,
-        ami_port=ami_port or hotline.ami_port + 1,
+        ami_port=ami_port or hotline.ami_port + 2,
         ami_username=hotline.ami_username,
         ami_secret=hotline.ami_secret,
         sip_port=hotline.peer_sip_port or hotline.sip_port + 1,

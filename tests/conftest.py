@@ -16,7 +16,7 @@ from hotline.context import AppContext
 from hotline.settings import Settings, load_settings
 from storage import migrate
 
-pytest_plugins = ["tests.fixtures_asterisk"]
+pytest_plugins = ["tests.fixtures_asterisk", "tests.fixtures_carrier"]
 
 IN_CI = os.environ.get("CI") == "true"
 PG_ADMIN_DSN = os.environ.get("HOTLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

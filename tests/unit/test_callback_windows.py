@@ -145,3 +145,12 @@ def test_rules_fill_unset_fields_from_the_settings(tmp_path: Path) -> None:
     assert rules.retry_minutes["busy"] == 5
     assert rules.retry_minutes["no_answer"] == settings.callback_retry_minutes["no_answer"]
     assert rules.windows == ["09:00-12:00", "14:00-18:00"]
+
+
+def test_a_window_may_run_to_the_end_of_the_day(tmp_path: Path) -> None:
+    rules = resolve({"windows": ["20:00-24:00"], "working_days_only": False},
+                    make_settings(tmp_path))
+    assert rules.windows == ["20:00-24:00"]
+    assert why_not_now(rules, bj(2025, 10, 1, 23, 59), CAL, BEIJING) is None
+    assert next_dial_time(rules, bj(2025, 10, 1, 19), CAL, BEIJING) == bj(2025, 10, 1, 20)
+    assert next_dial_time(rules, bj(2025, 10, 2, 0, 0), CAL, BEIJING) == bj(2025, 10, 2, 20)

@@ -53,6 +53,14 @@ def upgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.add_column(sa.Column("feed_seq", sa.BigInteger(), nullable=True))
         batch_op.create_index("ix_outbox_feed_seq", ["feed_seq"], unique=True)
+    # Delivered entries pile up for ever; the forwarder's claim and the feed's numbering only
+    # look at the few open / unnumbered ones, so give them small partial indexes.
+    open_entries = sa.text("status IN ('pending', 'inflight')")
+    op.create_index("ix_outbox_open", "outbox", ["id"],
+                    postgresql_where=open_entries, sqlite_where=open_entries)
+    unnumbered = sa.text("feed_seq IS NULL")
+    op.create_index("ix_outbox_unnumbered", "outbox", ["id"],
+                    postgresql_where=unnumbered, sqlite_where=unnumbered)
     state = op.create_table(
         "outbox_feed_state",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -74,6 +82,8 @@ def downgrade() -> None:
     else:
         op.execute("DROP TRIGGER IF EXISTS outbox_feed_renumber")
     op.drop_table("outbox_feed_state")
+    op.drop_index("ix_outbox_unnumbered", table_name="outbox")
+    op.drop_index("ix_outbox_open", table_name="outbox")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_feed_seq")
         batch_op.drop_column("feed_seq")
