@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -267,11 +268,27 @@ class OutboxEntry(Base):
     claimed_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # the pull feed's cursor, assigned in commit order by storage.outbox.sequence_feed
+    feed_seq: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index("ix_outbox_status_next", "status", "next_attempt_at"),
         Index("ix_outbox_project", "project_no", "id"),
+        Index("ix_outbox_feed_seq", "feed_seq", unique=True),
+        Index("ix_outbox_open", "id", postgresql_where=text("status IN ('pending', 'inflight')"),
+              sqlite_where=text("status IN ('pending', 'inflight')")),
+        Index("ix_outbox_unnumbered", "id", postgresql_where=text("feed_seq IS NULL"),
+              sqlite_where=text("feed_seq IS NULL")),
     )
+
+
+class OutboxFeedState(Base):
+    """The single row holding the last feed number handed out (its lock serialises numbering)."""
+
+    __tablename__ = "outbox_feed_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
 
 
 class ApiToken(Base):

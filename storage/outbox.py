@@ -21,32 +21,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     and_,
     bindparam,
-    column,
     exists,
     func,
     or_,
     select,
-    table,
     update,
 )
 from sqlalchemy.orm import aliased
 
 from hotline.clock import as_utc, utcnow
 from storage.db import Database
-from storage.models import OutboxEntry, OutboxStatus, UtcDateTime
+from storage.models import OutboxEntry, OutboxFeedState, OutboxStatus
 
-#: ``outbox.feed_seq`` and ``outbox_feed_state`` come from migration 0002; declared here as
-#: plain tables so the ORM model stays the lead's.
-_outbox = table(
-    "outbox",
-    column("id", BigInteger),
-    column("feed_seq", BigInteger),
-    column("ready_at", UtcDateTime()),
-)
-_feed_state = table("outbox_feed_state", column("id", BigInteger), column("last_seq", BigInteger))
+_outbox = OutboxEntry.__table__
+_feed_state = OutboxFeedState.__table__
 
 #: longest last_error kept; a receiver's error page can be large
 MAX_ERROR = 2000
