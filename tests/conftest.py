@@ -59,6 +59,16 @@ def pg_template() -> Iterator[str | None]:
     asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def _pg_clone(template: str | None) -> Iterator[str]:
+    if template is None:
+        missing("PostgreSQL at 127.0.0.1:5432")
+        return
+    name = f"hotline_t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield _pg_url(name)
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
@@ -80,23 +90,13 @@ def database_url(
         target.write_bytes(sqlite_template.read_bytes())
         yield f"sqlite+aiosqlite:///{target}"
         return
-    if pg_template is None:
-        missing("PostgreSQL at 127.0.0.1:5432")
-    name = f"hotline_t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    yield _pg_url(name)
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield from _pg_clone(pg_template)
 
 
 @pytest.fixture
 def postgres_url(pg_template: str | None) -> Iterator[str]:
     """PostgreSQL only (for what SQLite cannot do, such as SKIP LOCKED between processes)."""
-    if pg_template is None:
-        missing("PostgreSQL at 127.0.0.1:5432")
-    name = f"hotline_t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    yield _pg_url(name)
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield from _pg_clone(pg_template)
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
