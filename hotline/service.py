@@ -46,8 +46,11 @@ def _load(target: str) -> Worker:
     return getattr(importlib.import_module(module), func)  # type: ignore[no-any-return]
 
 
-async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> bool:
+    """Run the enabled workers until ``stopping`` is set or one of them fails (then all stop:
+    a service missing a worker must not look healthy). True when no worker failed."""
     stopping = stopping or asyncio.Event()
+    failed = False
     ctx = AppContext.create(settings)
     try:
         tasks = [
@@ -61,6 +64,7 @@ async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> No
         stopping.set()
         for task in done:
             if task is not waiter and task.exception() is not None:
+                failed = True
                 log.error(
                     "worker failed", exc_info=task.exception(), extra={"worker": task.get_name()}
                 )
@@ -68,6 +72,7 @@ async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> No
     finally:
         await ctx.close()
         log.info("service stopped")
+    return not failed
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -77,23 +82,27 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         migrate.upgrade(settings.effective_database_url)
     sandbox = None
     if args.asterisk:
+        from ivr.prompts import build_prompts
         from sandbox.instance import AsteriskSandbox
 
+        # The embedded default renders missing prompts itself (site recordings are kept);
+        # a production `serve` only checks them.
+        build_prompts(settings)
         sandbox = AsteriskSandbox.from_settings(settings)
         sandbox.ensure_built()
         sandbox.start()
 
-    async def _main() -> None:
+    async def _main() -> bool:
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
-        await serve(settings, stopping)
+        return await serve(settings, stopping)
 
     try:
-        asyncio.run(_main())
+        ok = asyncio.run(_main())
     finally:
         if sandbox is not None:
             with contextlib.suppress(Exception):
                 sandbox.stop()
-    return 0
+    return 0 if ok else 1
