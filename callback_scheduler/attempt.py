@@ -7,7 +7,8 @@ an attempt lost in an AMI disconnect (or with no news for too long) is not guess
 attempt waits in ``lost`` until it is reconciled — its channel found again by ChannelId, or
 declared gone, and then ``unknown`` (retried only after the retry delay, never re-sent).
 
-States: dialing → answered → ended, and dialing/answered ⇄ lost → ended.
+States: dialing → answered → ended, and dialing/answered ⇄ lost → ended. The Hangup of a failed
+channel and the OriginateResponse come in either order; a vague Reason waits for the cause.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from callback_scheduler.lifecycle import AttemptStatus
 from callback_scheduler.rules import Outcome
 
 ANSWERED_REASON = 4
+#: how long a vague failure waits for its Hangup cause (the events come within milliseconds)
+CAUSE_WAIT_SECONDS = 2.0
 
 #: OriginateResponse Reason → outcome (4, answered, is a state change, not an outcome)
 REASON_OUTCOMES: dict[int, Outcome] = {
@@ -112,6 +115,8 @@ class AttemptMachine:
         self.cause: int | None = None
         self.hung_up = False
         self.ivr: Outcome | None = None
+        #: OriginateResponse said "failed" without saying why; the Hangup cause may follow
+        self.awaiting_cause = False
 
     @property
     def ended(self) -> bool:
@@ -137,12 +142,21 @@ class AttemptMachine:
                     self.answered = True
                     self.status = AttemptStatus.ANSWERED
                     return self._end(self._answered_outcome()) if self.hung_up else None
+                if REASON_OUTCOMES.get(reason, Outcome.FAILED) is Outcome.FAILED and (
+                    self.cause is None
+                ):
+                    # a vague Reason (Asterisk 22 reports a 486 Busy as Reason 0): the Hangup
+                    # with its cause may still be on its way — wait for it, briefly
+                    self.awaiting_cause = True
+                    return None
                 return self._end(outcome_for_failure(reason, self.cause))
             case Hangup(cause=cause):
                 self.cause = cause
                 self.hung_up = True
                 if self.answered:
                     return self._end(self._answered_outcome())
+                if self.awaiting_cause:
+                    return self._end(outcome_for_failure(self.reason, cause))
                 # unanswered: OriginateResponse follows with the Reason; wait for it
                 return None
             case IvrResult(outcome=outcome):
@@ -154,6 +168,8 @@ class AttemptMachine:
                     self.status = AttemptStatus.ANSWERED
                 return None
             case Disconnected() | Overdue():
+                if self.awaiting_cause:  # known to have failed; only the detail is missing
+                    return self._end(outcome_for_failure(self.reason, None))
                 self.status = AttemptStatus.LOST
                 return None
             case Reconciled(alive=alive, up=up):

@@ -36,9 +36,10 @@ from ami.client import (
     EventStream,
 )
 from ami.protocol import Event as AmiEvent
-from ami.protocol import Response
+from ami.protocol import ProtocolError, Response
 from callback_scheduler import tasks
 from callback_scheduler.attempt import (
+    CAUSE_WAIT_SECONDS,
     AttemptMachine,
     Disconnected,
     Hangup,
@@ -204,7 +205,9 @@ class Dialer:
         except AmiNotConnected:
             self.originates_sent -= 1
             return Outcome.SKIPPED, None, None  # never written: nobody is being called
-        except AmiActionError as exc:
+        except (AmiActionError, ProtocolError) as exc:
+            # refused by Asterisk, or not encodable (so never written): nobody was called, but
+            # the attempt counts, so a broken trunk or number ends on the manual list
             log.error("originate refused", extra={"attempt_id": claim.attempt_id,
                                                   "error": str(exc)})
             return Outcome.FAILED, None, None
@@ -226,8 +229,12 @@ class Dialer:
                     outcome = await self._reconcile(flight)
             else:
                 flight.lost_since = None
-                wait = (s.callback_max_call_seconds if machine.answered
-                        else s.callback_ring_seconds + s.callback_response_grace_seconds)
+                if machine.awaiting_cause:
+                    wait = CAUSE_WAIT_SECONDS
+                elif machine.answered:
+                    wait = s.callback_max_call_seconds
+                else:
+                    wait = s.callback_ring_seconds + s.callback_response_grace_seconds
                 try:
                     event = await asyncio.wait_for(flight.inbox.get(), wait)
                 except TimeoutError:

@@ -77,7 +77,7 @@ class CampaignRules(BaseModel):
     retry_minutes: dict[str, int]
     calls_per_minute: int = Field(ge=1)
     max_concurrent: int | None = Field(default=None, ge=1)  # this campaign; None: only the caps
-    caller_id: str = Field(min_length=1, max_length=40)
+    caller_id: str = Field(pattern=r"^\+?[0-9]{1,20}$")  # digits: it goes into an AMI header
     trunk: str
     # a task must be reached within this many working days of its creation (None: end_date)
     deadline_working_days: int | None = Field(default=None, ge=1)

@@ -28,6 +28,7 @@ from hotline.context import AppContext
 log = logging.getLogger("hotline.callback.worker")
 
 STOP_GRACE = 30.0  # seconds calls under way are still followed after a stop
+LOGIN_RETRY_MAX = 30.0  # seconds between AMI login attempts while Asterisk is away
 
 
 def scheduler_id() -> str:
@@ -69,10 +70,14 @@ async def run(
     # after a first login the client reconnects by itself; connecting again would open a
     # second session beside it
     logged_in = not owned
+    loop = asyncio.get_running_loop()
+    next_login, failures = 0.0, 0
     try:
         while not stopping.is_set():
-            if not logged_in:
-                logged_in = await _connect(client)  # type: ignore[arg-type]
+            if not logged_in and loop.time() >= next_login:
+                logged_in = await _connect(client, quiet=failures > 0)  # type: ignore[arg-type]
+                failures = 0 if logged_in else failures + 1
+                next_login = loop.time() + min(LOGIN_RETRY_MAX, interval * 2 ** failures)
             try:
                 await housekeeping(ctx, dialer)
                 if client.connected:
@@ -101,13 +106,16 @@ async def run(
         log.info("callback scheduler stopped")
 
 
-async def _connect(client: AmiClient) -> bool:
+async def _connect(client: AmiClient, *, quiet: bool) -> bool:
     try:
         await client.connect()
     except AmiError as exc:
-        log.warning("AMI not reachable; no callbacks are dialled until it is",
-                    extra={"error": str(exc)})
+        # said once, not every round: the service may run without Asterisk for a while
+        log.log(logging.DEBUG if quiet else logging.WARNING,
+                "AMI not reachable; no callbacks are dialled until it is",
+                extra={"error": str(exc)})
         return False
+    log.info("callback scheduler connected to AMI")
     return True
 
 

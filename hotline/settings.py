@@ -163,7 +163,7 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_CALLBACK_RETRY_MINUTES)
     )
     callback_calls_per_minute: int = Field(default=20, ge=1)  # per campaign
-    callback_caller_id: str = "12345"
+    callback_caller_id: str = Field(default="12345", pattern=r"^\+?[0-9]{1,20}$")
     # hard caps, shared by every scheduler process through the database
     callback_max_concurrent_calls: int = Field(default=10, ge=1)
     callback_trunks: list[CallbackTrunk] = Field(

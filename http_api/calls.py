@@ -121,9 +121,11 @@ async def _stored_call(ctx: AppContext, linkedid: str) -> Call | None:
 
 
 async def _store_case(
-    ctx: AppContext, linkedid: str, case_number: str, department: str | None, *, create: bool
+    ctx: AppContext, linkedid: str, case_number: str | None, department: str | None, *,
+    create: bool,
 ) -> Call | None:
-    """Put the case on the call's row (created if ``create``); None if there is no row."""
+    """Put the case and/or department on the call's row (created if ``create``); None if there
+    is no row. A value not given leaves the stored one alone."""
     for attempt in (1, 2):
         try:
             async with ctx.db.transaction() as session:
@@ -135,7 +137,8 @@ async def _store_case(
                         return None
                     call = Call(linkedid=linkedid, survey_status=SurveyStatus.PENDING)
                     session.add(call)
-                call.case_number = case_number
+                if case_number:
+                    call.case_number = case_number
                 if department:
                     call.department_code = department
                 await session.flush()
@@ -173,7 +176,7 @@ async def handoff_call(request: web.Request) -> web.Response:
     body = await read_json(request, HandoffIn) if (await request.read()).strip() else HandoffIn()
     try:
         ami = await request.app[_AMI].get()
-        if body.case_number:  # refuse a case for a call already rated before touching it
+        if body.case_number or body.department:  # a rated call's rating keeps its own
             await _check_not_rated(ctx, linkedid)
         await handoff.hand_off(ami, linkedid, case_number=body.case_number,
                                department=body.department)
@@ -187,7 +190,7 @@ async def handoff_call(request: web.Request) -> web.Response:
         raise ApiError(409, "already_in_survey", "the caller is already in the survey") from exc
     except AmiError as exc:
         raise _unavailable(exc) from exc
-    if body.case_number:
+    if body.case_number or body.department:  # stored now, whatever becomes of the survey
         await _store_case(ctx, linkedid, body.case_number, body.department, create=True)
     log.info("caller handed to the survey", extra={"linkedid": linkedid,
                                                    "by": principal(request).name})

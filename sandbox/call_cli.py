@@ -18,6 +18,7 @@ import socket
 from dataclasses import dataclass
 
 from ami.client import AmiClient, AmiError
+from hotline import logs
 from hotline.cli import CommandError
 from hotline.context import AppContext
 from hotline.levels import Level
@@ -69,6 +70,8 @@ def _fastagi_reachable(settings: Settings) -> bool:
 
 
 def _call(settings: Settings, args: argparse.Namespace) -> int:
+    # the output is the report below; the service's own logs say the rest
+    logs.configure("ERROR", "text")
     hotline = AsteriskSandbox.from_settings(settings)
     if not hotline.is_running():
         raise CommandError("the sandbox's Asterisk is not running: start `hotline serve "
@@ -83,7 +86,7 @@ def _call(settings: Settings, args: argparse.Namespace) -> int:
         if args.via == "local":
             result = asyncio.run(_place(settings, hotline, args, citizen, None))
         else:
-            carrier = Carrier.for_hotline(hotline, die_with_parent=True)
+            carrier = Carrier.from_settings(settings, die_with_parent=True)
             with running(carrier):
                 result = asyncio.run(_place(settings, hotline, args, citizen, carrier))
     except (SandboxError, AmiError) as exc:

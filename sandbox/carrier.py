@@ -33,7 +33,7 @@ the previous key), then press key ``K`` (0-9). ``W`` = 9 is special: ``90`` pres
 only makes the number unique), ``94``-``99`` wait 4-9 seconds without a key.
 
 Examples: ``13901`` + ``52`` + ``34`` = ``139015234``: answer, after 5 s press 2, 3 s later 4.
-``139012`` is busy; ``13902`` + ``93`` + ``0042`` is busy too, as a different number.
+``13902`` is busy, and so is ``13902930042``, a different number (busy ignores P).
 Build numbers with :func:`keys_number` / :func:`number`, read them with :func:`parse_number`.
 
 For inbound calls only behaviours 0, 1 and 5 make sense (the hotline answers, not the
@@ -154,8 +154,8 @@ def keys_number(
     if ring_seconds:
         if not 0 < ring_seconds <= 9:
             raise ValueError("ring_seconds is 0-9")
-        return _checked(f"{PREFIX}{Behaviour.LATE_ANSWER}{ring_seconds}{script}")
-    return _checked(f"{PREFIX}{Behaviour.KEYS}{script}")
+        return _checked(f"{PREFIX}{int(Behaviour.LATE_ANSWER)}{ring_seconds}{script}")
+    return _checked(f"{PREFIX}{int(Behaviour.KEYS)}{script}")
 
 
 def number(behaviour: Behaviour, *, tag: str = "") -> str:

@@ -4,7 +4,7 @@ PJSIP, or as a Local channel on the hotline itself), and the outcome the service
 
 Simulated agents are queue members ``Local/<script>@sim-agent/n`` with the agent's 工号 as
 member name (ivr/dialplans/sandbox-sim.conf): ``talk<N>`` answers, talks N seconds and hangs up;
-``key<N>`` presses the *9 hand-off code after N seconds; ``hold<N>`` stays up to N seconds.
+``key<N>`` presses the *8 hand-off code after N seconds; ``hold<N>`` stays up to N seconds.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def hold(seconds: int) -> str:
 
 
 def agent_interface(script: str) -> str:
-    # /n: the member half stays in the bridge (its DYNAMIC_FEATURES carry the *9 code)
+    # /n: the member half stays in the bridge (its DYNAMIC_FEATURES carry the *8 code)
     return f"Local/{script}@{AGENT_CONTEXT}/n"
 
 
@@ -112,6 +112,16 @@ async def place_call(
             if event.get("CallerIDNum") == caller_id and event.get("Linkedid"):
                 return PlacedCall(event["Linkedid"], event.get("Uniqueid") or "", caller_id)
     raise RuntimeError("the AMI event stream ended before the call reached the queue")
+
+
+async def wait_gone(ami: AmiClient, linkedid: str, *, poll: float = 0.25) -> None:
+    """Until no channel of the call is left (bound the wait with ``asyncio.timeout``): the
+    rating is final before the caller has heard the thanks and hung up."""
+    while True:
+        channels = await ami.send_list({"Action": "CoreShowChannels"})
+        if not any(c.get("Linkedid") == linkedid for c in channels):
+            return
+        await asyncio.sleep(poll)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -92,7 +93,7 @@ class FakeAsterisk:
             if behaviour in ("09", "06"):
                 if behaviour == "06":
                     self.channels[msg["ChannelId"]] = "6"  # the citizen answered meanwhile
-                    self._later(self._hang_up_later(msg["ChannelId"], 0.5))
+                    self._later(self._hang_up_later(msg["ChannelId"], 2.0))
                 writer.close()  # the response is lost with the connection
                 return
             self._reply(writer, aid, Message="Originate successfully queued")
@@ -204,32 +205,51 @@ async def test_rule5_each_originate_outcome_is_recorded_and_retried_after_its_de
         await teardown(ctx, ami, pump)
 
 
-async def test_rule8_ami_cut_mid_campaign_never_dials_twice_and_every_attempt_ends(
+async def test_rule8_lost_originate_response_is_reconciled_never_resent(
     tmp_path: Path, database_url: str, fake: FakeAsterisk,
 ) -> None:
-    """Two Originates lose their response in a disconnect: one call never happened (unknown,
-    retried only after the retry delay), one went on and is followed to its end."""
+    """The connection drops right after an Originate: the call that went on is found again by
+    its ChannelId and followed to its end; the one that never started ends as unknown and is
+    retried only after the retry delay. Neither Originate is sent a second time."""
     ctx, ami, dialer, pump = await make(tmp_path, database_url, fake)
     try:
-        for suffix in ("09", "06", "05"):
+        for suffix in ("06", "09"):
             await closed_bad_case(ctx, f"X-{suffix}", number=f"138000000{suffix}")
-        claims = sorted(await claim(ctx, scheduler_id="t", now=NOW, want=10),
-                        key=lambda c: c.task_id)
-        outcomes = await asyncio.wait_for(
-            asyncio.gather(*(dialer.dial(c) for c in claims)), 15)
-        assert outcomes[0] is Outcome.UNKNOWN
-        assert outcomes[1] is Outcome.ANSWERED_NO_RATING  # found Up by ChannelId, then Hangup
-        assert outcomes[2] in (Outcome.BUSY, Outcome.UNKNOWN)  # its events may have been cut
-        per_channel = [m["ChannelId"] for m in fake.originates]
-        assert sorted(per_channel) == sorted(c.channel_id for c in claims)  # once each
+        alive, gone = sorted(await claim(ctx, scheduler_id="t", now=NOW, want=10),
+                             key=lambda c: c.task_id)
+        assert await asyncio.wait_for(dialer.dial(alive), 15) is Outcome.ANSWERED_NO_RATING
+        assert await asyncio.wait_for(dialer.dial(gone), 15) is Outcome.UNKNOWN
+        assert [m["ChannelId"] for m in fake.originates] == [alive.channel_id, gone.channel_id]
         async with ctx.db.sessions() as s:
-            unknown = await s.get(CallbackTask, claims[0].task_id)
-            statuses = set(await s.scalars(select(CallbackAttempt.status)))
-        assert statuses == {"ended"}
+            unknown = await s.get(CallbackTask, gone.task_id)
         assert unknown is not None and (unknown.status, unknown.next_attempt_at) == (
             "pending", NOW + dt.timedelta(minutes=60))
         assert await claim(ctx, scheduler_id="t", now=NOW + dt.timedelta(minutes=59),
                            want=10) == []
+    finally:
+        await teardown(ctx, ami, pump)
+
+
+async def test_rule8_ami_cut_mid_campaign_never_dials_twice_and_every_attempt_ends(
+    tmp_path: Path, database_url: str, fake: FakeAsterisk,
+) -> None:
+    """Several calls at once while the connection drops twice: whatever each attempt's fate,
+    no Originate reaches Asterisk twice and every attempt ends with an outcome."""
+    ctx, ami, dialer, pump = await make(tmp_path, database_url, fake)
+    try:
+        for suffix in ("09", "06", "05", "03"):
+            await closed_bad_case(ctx, f"X-{suffix}", number=f"138000000{suffix}")
+        claims = await claim(ctx, scheduler_id="t", now=NOW, want=10)
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(dialer.dial(c) for c in claims)), 20)
+        per_channel = Counter(m["ChannelId"] for m in fake.originates)
+        assert set(per_channel.values()) == {1}  # never twice
+        for c, outcome in zip(claims, outcomes, strict=True):
+            if c.channel_id not in per_channel:  # written into the dying connection, or not
+                assert outcome in (Outcome.UNKNOWN, Outcome.SKIPPED)
+        async with ctx.db.sessions() as s:
+            statuses = set(await s.scalars(select(CallbackAttempt.status)))
+        assert statuses == {"ended"}
     finally:
         await teardown(ctx, ami, pump)
 

@@ -36,7 +36,7 @@ async def test_inbound_pjsip_call_rates_with_rfc4733_keys(
 ) -> None:
     # 4 = 不满意, then reason 2 (办理效率), then 2 = no voice comment
     citizen = keys_number(
-        testcall.survey_presses(["4", "2", "2"], first_after=AGENT_TALK + 3, gap=3))
+        testcall.survey_presses(["4", "2", "2"], first_after=AGENT_TALK + 2, gap=2))
     with carrier_ami.events("OriginateResponse") as answered:
         async with testcall.simulated_agent(ami, "A2001", testcall.talk(AGENT_TALK)):
             async with asyncio.timeout(20):

@@ -20,8 +20,8 @@ from storage.models import RatingKind, RatingSource, SurveyStatus
 pytestmark = pytest.mark.asterisk
 
 AGENT_TALK = 2
-#: the caller's first key: 3 s after the agent hangs up, well inside the 5 s intro prompt
-FIRST_KEY = AGENT_TALK + 3
+#: the caller's first key: 2 s after the agent hangs up, well inside the 5 s intro prompt
+FIRST_KEY = AGENT_TALK + 2
 CALL_LIMIT = 45.0
 
 

@@ -23,13 +23,27 @@ from callback_scheduler.rules import Outcome
 
 @pytest.mark.parametrize(
     ("reason", "outcome"),
-    [(5, Outcome.BUSY), (3, Outcome.NO_ANSWER), (8, Outcome.CONGESTION), (0, Outcome.FAILED),
-     (1, Outcome.FAILED), (2, Outcome.FAILED)],
+    [(5, Outcome.BUSY), (3, Outcome.NO_ANSWER), (8, Outcome.CONGESTION)],
 )
 def test_originate_reason_gives_the_outcome(reason: int, outcome: Outcome) -> None:
     m = AttemptMachine()
     assert m.handle(OriginateResponse(reason=reason)) is outcome
     assert m.status is AttemptStatus.ENDED and m.reason == reason
+
+
+@pytest.mark.parametrize("reason", [0, 1, 2])
+def test_vague_reason_waits_briefly_for_the_hangup_cause(reason: int) -> None:
+    """Asterisk 22 reports a carrier's 486 Busy as Reason 0, and the Hangup (cause 17) may
+    come after the OriginateResponse."""
+    m = AttemptMachine()
+    assert m.handle(OriginateResponse(reason=reason)) is None and m.awaiting_cause
+    assert m.handle(Hangup(cause=17)) is Outcome.BUSY
+    m = AttemptMachine()
+    m.handle(OriginateResponse(reason=reason))
+    assert m.handle(Overdue()) is Outcome.FAILED  # no cause came: other failure
+    m = AttemptMachine()
+    m.handle(OriginateResponse(reason=reason))
+    assert m.handle(Disconnected()) is Outcome.FAILED  # known failed: not "lost"
 
 
 def test_vague_reason_is_refined_by_the_hangup_cause() -> None:
