@@ -17,7 +17,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callback_scheduler.lifecycle import (
@@ -31,7 +31,6 @@ from callback_scheduler.lifecycle import (
 )
 from callback_scheduler.pacing import Limits, Load, Pacer, Request
 from callback_scheduler.rules import CampaignRules, Outcome, RulesError
-from callback_scheduler.tables import attempt_ext, attempt_extra
 from callback_scheduler.tasks import apply_plan, rules_for
 from callback_scheduler.windows import why_not_now
 from hotline.context import AppContext
@@ -82,12 +81,11 @@ async def current_load(session: AsyncSession, now: dt.datetime) -> Load:
     """Calls under way and calls started in the last minute, from the attempts table."""
     load = Load()
     active = await session.execute(
-        select(CallbackTask.campaign_id, attempt_ext.c.trunk, func.count())
+        select(CallbackTask.campaign_id, CallbackAttempt.trunk, func.count())
         .select_from(CallbackAttempt)
-        .join(attempt_ext, attempt_ext.c.id == CallbackAttempt.id)
         .join(CallbackTask, CallbackTask.id == CallbackAttempt.task_id)
         .where(CallbackAttempt.status.in_([a.value for a in ACTIVE_ATTEMPT_STATUSES]))
-        .group_by(CallbackTask.campaign_id, attempt_ext.c.trunk)
+        .group_by(CallbackTask.campaign_id, CallbackAttempt.trunk)
     )
     for campaign_id, trunk, count in active:
         load.overall += count
@@ -96,12 +94,11 @@ async def current_load(session: AsyncSession, now: dt.datetime) -> Load:
     recent = await session.execute(
         select(CallbackTask.campaign_id, func.count())
         .select_from(CallbackAttempt)
-        .join(attempt_ext, attempt_ext.c.id == CallbackAttempt.id)
         .join(CallbackTask, CallbackTask.id == CallbackAttempt.task_id)
         .where(
             CallbackAttempt.started_at > now - dt.timedelta(minutes=1),
             # a skipped attempt dialled nobody
-            (attempt_ext.c.outcome.is_(None)) | (attempt_ext.c.outcome != Outcome.SKIPPED),
+            CallbackAttempt.outcome.is_(None) | (CallbackAttempt.outcome != Outcome.SKIPPED),
         )
         .group_by(CallbackTask.campaign_id)
     )
@@ -203,13 +200,10 @@ async def _new_attempt(
     attempt = CallbackAttempt(
         task_id=task.id, attempt_no=attempt_no, status=AttemptStatus.DIALING.value,
         scheduler_id=scheduler_id, action_id=action_id, channel_id=channel_id,
-        started_at=now, created_at=now, updated_at=now,
+        trunk=rules.trunk, started_at=now, created_at=now, updated_at=now,
     )
     session.add(attempt)
     await session.flush()
-    await session.execute(
-        update(attempt_extra).where(attempt_extra.c.id == attempt.id).values(trunk=rules.trunk)
-    )
     task.status = TaskStatus.DIALING.value
     task.attempts_made += 1
     task.updated_at = now

@@ -27,7 +27,7 @@ from callback_scheduler.lifecycle import (
 )
 from callback_scheduler.results import Answer, store_answer
 from callback_scheduler.rules import CampaignRules, Outcome, resolve
-from callback_scheduler.tables import SYSTEM_PREFIX, attempt_ext, attempt_extra
+from callback_scheduler.tables import SYSTEM_PREFIX
 from hotline.context import AppContext
 from hotline.privacy import ProtectedNumber
 from storage.models import CallbackAttempt, CallbackTask, Campaign, Case, RatingSource
@@ -93,12 +93,6 @@ def apply_plan(task: CallbackTask, plan: TaskPlan, now: dt.datetime) -> None:
                  extra={"task_id": task.id, "why": plan.outcome})
 
 
-async def attempt_outcome(session: AsyncSession, attempt_id: int) -> str | None:
-    return await session.scalar(
-        select(attempt_extra.c.outcome).where(attempt_extra.c.id == attempt_id)
-    )
-
-
 async def finish_attempt(
     session: AsyncSession,
     ctx: AppContext,
@@ -115,7 +109,7 @@ async def finish_attempt(
     attempt = await session.get(CallbackAttempt, attempt_id, with_for_update=True)
     if attempt is None or attempt.status == AttemptStatus.ENDED:
         return None
-    ivr = await attempt_outcome(session, attempt_id)
+    ivr = attempt.outcome  # set by the IVR while the call was under way, if at all
     if ivr in {o.value for o in IVR_OUTCOMES}:
         # the IVR ran, so the citizen answered, whatever AMI let us see (events lost in a
         # disconnect, a Hangup read before the IVR's write)
@@ -125,9 +119,7 @@ async def finish_attempt(
     attempt.hangup_cause = cause if cause is not None else attempt.hangup_cause
     attempt.ended_at = now
     attempt.updated_at = now
-    await session.execute(
-        update(attempt_extra).where(attempt_extra.c.id == attempt_id).values(outcome=outcome.value)
-    )
+    attempt.outcome = outcome.value
     task = await session.get(CallbackTask, attempt.task_id, with_for_update=True)
     assert task is not None
     if outcome is Outcome.SKIPPED:
@@ -194,12 +186,9 @@ async def record_ivr_result(
     if answer is not None:
         await store_answer(session, task, answer, source=RatingSource.CALLBACK, now=now,
                            hold_until=hold_until)
-    current = await attempt_outcome(session, attempt_id)
+    current = attempt.outcome
     if current != Outcome.RATED.value:  # "rated" beats "do_not_call" once a rating exists
-        await session.execute(
-            update(attempt_extra).where(attempt_extra.c.id == attempt_id)
-            .values(outcome=outcome.value)
-        )
+        attempt.outcome = outcome.value
     if task.status not in (TaskStatus.MANUAL_DONE, TaskStatus.CANCELLED) and (
         attempt.status == AttemptStatus.ENDED or task.status != TaskStatus.DIALING
     ):
@@ -318,9 +307,7 @@ async def manual_list(
     """Tasks a person must follow up (status unreachable), oldest deadline first. Numbers are
     masked; a supervisor reveals one number at a time (:func:`reveal_number`)."""
     last_outcome = (
-        select(attempt_ext.c.outcome)
-        .select_from(CallbackAttempt)
-        .join(attempt_ext, attempt_ext.c.id == CallbackAttempt.id)
+        select(CallbackAttempt.outcome)
         .where(CallbackAttempt.task_id == CallbackTask.id,
                CallbackAttempt.status == AttemptStatus.ENDED)
         .order_by(CallbackAttempt.attempt_no.desc())

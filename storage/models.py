@@ -187,6 +187,13 @@ class Campaign(TimestampMixin, Base):
     rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_by: Mapped[str | None] = mapped_column(String(64))
 
+    # one standing 差评回访 campaign (callback_scheduler: created_by "system:case_followup")
+    __table_args__ = (
+        Index("uq_callback_campaigns_system", "created_by", unique=True,
+              postgresql_where=text("created_by LIKE 'system:%'"),
+              sqlite_where=text("created_by LIKE 'system:%'")),
+    )
+
 
 class CallbackTask(TimestampMixin, Base):
     __tablename__ = "callback_tasks"
@@ -208,7 +215,13 @@ class CallbackTask(TimestampMixin, Base):
     result_rating_id: Mapped[int | None] = mapped_column(ForeignKey("ratings.id"))
     manual_note: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_callback_tasks_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_callback_tasks_due", "status", "next_attempt_at"),
+        # a retried case-close or a re-run import can never create a second task (migration 0003)
+        Index("uq_callback_tasks_campaign_case", "campaign_id", "case_id", unique=True),
+        Index("uq_callback_tasks_campaign_call", "campaign_id", "call_id", unique=True),
+        Index("ix_callback_tasks_case_id", "case_id"),
+    )
 
 
 class CallbackAttempt(TimestampMixin, Base):
@@ -225,8 +238,15 @@ class CallbackAttempt(TimestampMixin, Base):
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # how it ended (busy, no_answer, rated ...; callback_scheduler.rules.Outcome) and the trunk
+    # it used (the per-trunk cap is counted from the attempts under way)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    trunk: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (UniqueConstraint("task_id", "attempt_no", name="uq_callback_attempts_no"),)
+    __table_args__ = (
+        UniqueConstraint("task_id", "attempt_no", name="uq_callback_attempts_no"),
+        Index("ix_callback_attempts_status", "status"),
+    )
 
 
 class DoNotCall(Base):

@@ -14,11 +14,10 @@ from callback_scheduler import tasks
 from callback_scheduler.claims import Claim, claim
 from callback_scheduler.followup_agi import VAR_ATTEMPT, handle
 from callback_scheduler.rules import Outcome
-from callback_scheduler.tables import attempt_extra
 from hotline.context import AppContext
 from ivr import server
 from ivr.testing import SimulatedCaller, memory_channel
-from storage.models import CallbackTask, Case, DoNotCall, OutboxEntry, Rating
+from storage.models import CallbackAttempt, CallbackTask, Case, DoNotCall, OutboxEntry, Rating
 from tests.conftest import make_settings
 from tests.integration.test_callback_store import NOW, closed_bad_case
 
@@ -69,8 +68,8 @@ async def test_rule5_followup_stores_a_case_rating_and_flags_unresolved(
             case = await s.scalar(select(Case).where(Case.case_number == "GD-2025-0042"))
             entries = (await s.scalars(select(OutboxEntry).where(
                 OutboxEntry.project_no == "GD-2025-0042"))).all()
-            ivr = await s.scalar(select(attempt_extra.c.outcome)
-                                 .where(attempt_extra.c.id == c.attempt_id))
+            ivr = await s.scalar(select(CallbackAttempt.outcome)
+                                 .where(CallbackAttempt.id == c.attempt_id))
         assert rating is not None
         assert (rating.kind, rating.assess_number, rating.source, rating.level,
                 rating.reason_codes) == ("per_case", 2, "callback", 4, "2")

@@ -12,8 +12,7 @@ Create Date: 2026-11-22 12:00:00
   import can never create a second task, hence never a second call (DOMAIN.md rule 8).
 - One standing 差评回访 campaign (``created_by`` = ``system:case_followup``), unique.
 
-These columns and indexes are declared as plain tables in callback_scheduler/tables.py, so
-the ORM models stay the lead's.
+storage/models.py declares the same (tests/integration/test_storage.py checks they agree).
 """
 
 from __future__ import annotations
