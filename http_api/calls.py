@@ -220,7 +220,6 @@ async def _check_not_rated(ctx: AppContext, linkedid: str) -> None:
         200: CaseOut,
         404: _NOT_FOUND,
         409: Response("The call is already rated", ErrorBody),
-        503: _AMI_DOWN,
     },
 )
 async def attach_case(request: web.Request) -> web.Response:
@@ -234,8 +233,11 @@ async def attach_case(request: web.Request) -> web.Response:
         await handoff.attach_case(ami, linkedid, body.case_number, body.department)
     except (handoff.NoLiveCall, handoff.CallerGone):
         live = False  # a finished call still gets its case on the stored row
-    except AmiError as exc:
-        raise _unavailable(exc) from exc
+    except AmiError:
+        # The survey reads the case from the stored call as well as from the channel, so the
+        # case is kept even while Asterisk cannot be asked (nothing the agent typed is lost).
+        log.warning("AMI unavailable; case stored on the call only", extra={"linkedid": linkedid})
+        live = True
     call = await _store_case(ctx, linkedid, body.case_number, body.department, create=live)
     if call is None:
         raise ApiError(404, "no_such_call", f"no live or stored call {linkedid}")

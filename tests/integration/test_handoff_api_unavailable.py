@@ -1,5 +1,6 @@
-"""The hand-off API while Asterisk is down: the app starts and serves its other routes, and the
-call routes answer 503 (retry later) instead of failing or hanging; on both databases."""
+"""The hand-off API while Asterisk is down: the app starts and serves its other routes, the
+hand-off answers 503 (retry later) instead of failing or hanging, and a case the agent attaches
+is kept on the stored call; on both databases."""
 
 from __future__ import annotations
 
@@ -37,16 +38,26 @@ async def client(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[Clien
     await ctx.close()
 
 
-async def test_call_routes_say_503_while_asterisk_is_down(client: tuple[Client, str]) -> None:
+async def test_handoff_says_503_while_asterisk_is_down(client: tuple[Client, str]) -> None:
     api, secret = client
     headers = {"Authorization": f"Bearer {secret}"}
-    for method, path, body in (
-        ("POST", "/api/v1/calls/1700000000.5/handoff", None),
-        ("PUT", "/api/v1/calls/1700000000.5/case", {"case_number": "GD1"}),
-    ):
-        response = await api.request(method, path, json=body, headers=headers)
-        assert response.status == 503, await response.text()
-        payload = await response.json()
-        assert payload["error"]["code"] == "asterisk_unavailable"
-        assert response.headers["Retry-After"] == "5"
+    response = await api.post("/api/v1/calls/1700000000.5/handoff", headers=headers)
+    assert response.status == 503, await response.text()
+    payload = await response.json()
+    assert payload["error"]["code"] == "asterisk_unavailable"
+    assert response.headers["Retry-After"] == "5"
     assert (await api.get("/healthz")).status == 200
+
+
+async def test_case_attached_while_asterisk_is_down_is_kept(client: tuple[Client, str]) -> None:
+    """Bad luck with AMI loses nothing: the survey reads the case from the stored call."""
+    api, secret = client
+    headers = {"Authorization": f"Bearer {secret}"}
+    response = await api.put("/api/v1/calls/1700000000.6/case", headers=headers,
+                             json={"case_number": "GD1", "department": "D01"})
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert (body["case_number"], body["department"]) == ("GD1", "D01")
+    again = await api.put("/api/v1/calls/1700000000.6/case", headers=headers,
+                          json={"case_number": "GD2"})
+    assert (await again.json())["case_number"] == "GD2"
