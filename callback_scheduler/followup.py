@@ -23,43 +23,27 @@ from dataclasses import dataclass
 from enum import Enum
 
 from hotline.levels import KeypadMap, Level
+from ivr import prompts
 
 DNC_KEY = "9"  # announced by the prompt callback-dnc-hint ("如不希望再接到回访电话，请按9")
 RESOLVED_KEY, UNRESOLVED_KEY = "1", "2"
 REPEAT_KEYS = frozenset({"0", "*"})
 RESULT_VARIABLE = "CALLBACK_RESULT"
 
-# prompt ids (texts in the catalogue, ivr/prompts.py; the survey's menu, reasons, invalid,
-# thanks and goodbye prompts are reused)
-GREETING = "callback-greeting"
-INVITE = "callback-invite"
-CASE_NUMBER = "callback-case"
-DEPARTMENT = "callback-department"
-RESOLVED_QUESTION = "callback-resolved"
-DNC_HINT = "callback-dnc-hint"
-SATISFACTION = "callback-satisfaction"
-DNC_DONE = "callback-dnc-done"
-MENU = "survey-menu"
-REASONS = "survey-reasons"
-INVALID = "survey-invalid"
-THANKS = "survey-thanks"
-GOODBYE = "survey-goodbye"
-
-#: The follow-up's own prompts. They belong at the end of the ivr catalogue (ivr/prompts.py
-#: ``_FIXED_TEXTS``) so ``hotline prompts build`` renders them and the FastAGI start checks
-#: them; until the ivr work adds them there, they are listed here.
-PROMPT_TEXTS = {
-    GREETING: "您好，这里是12345政务服务便民热线，现对您反映的问题进行回访。",
-    INVITE: "您好，这里是12345政务服务便民热线，邀请您对近期来电的服务进行评价。",
-    CASE_NUMBER: "您的工单编号是",
-    DEPARTMENT: "承办单位是",
-    RESOLVED_QUESTION: "您反映的问题是否已解决：已解决请按1，未解决请按2。",
-    DNC_HINT: "如不希望再接到回访电话，请按9。",
-    SATISFACTION: "请您对办理情况进行评价。",
-    DNC_DONE: "好的，我们今后不再给您拨打回访电话。再见。",
-}
-#: reused from the survey
-SHARED_PROMPTS = (MENU, REASONS, INVALID, THANKS, GOODBYE)
+# prompt ids: the texts live in the one catalogue, ivr/prompts.py
+GREETING = prompts.CALLBACK_GREETING
+INVITE = prompts.CALLBACK_INVITE
+CASE_NUMBER = prompts.CALLBACK_CASE_NUMBER
+DEPARTMENT = prompts.CALLBACK_DEPARTMENT
+RESOLVED_QUESTION = prompts.CALLBACK_RESOLVED
+DNC_HINT = prompts.CALLBACK_DNC_HINT
+SATISFACTION = prompts.CALLBACK_SATISFACTION
+DNC_DONE = prompts.CALLBACK_DNC_DONE
+MENU = prompts.SURVEY_MENU
+REASONS = prompts.SURVEY_REASONS
+INVALID = prompts.SURVEY_INVALID
+THANKS = prompts.SURVEY_THANKS
+GOODBYE = prompts.SURVEY_GOODBYE
 
 
 # ----------------------------------------------------------------------------- events

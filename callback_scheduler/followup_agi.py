@@ -16,7 +16,6 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from callback_scheduler import followup as f
 from callback_scheduler.campaigns import add_do_not_call
@@ -79,37 +78,6 @@ async def department_prompt(ctx: AppContext, name: str | None) -> str | None:
         log.warning("department prompt not rendered", extra={"error": str(exc)})
         return None
     return prompt_id
-
-
-_prompts_checked: set[Path] = set()
-_prompts_lock: asyncio.Lock | None = None
-
-
-async def ensure_own_prompts(ctx: AppContext) -> None:
-    """Render the follow-up's own prompts (followup.PROMPT_TEXTS) that are missing, once per
-    process, when Asterisk shares this host. Until they join the ivr catalogue, neither
-    ``hotline prompts build`` nor the FastAGI start check knows them; a missing prompt would
-    otherwise end every 回访 as "failed"."""
-    global _prompts_lock
-    directory = ctx.settings.effective_prompts_dir
-    if directory in _prompts_checked or not ctx.settings.fastagi_check_prompts:
-        return
-    _prompts_lock = _prompts_lock or asyncio.Lock()
-    async with _prompts_lock:
-        if directory in _prompts_checked:
-            return
-        for prompt_id, text in f.PROMPT_TEXTS.items():
-            if prompts.existing_file(directory, prompt_id) is not None:
-                continue
-            try:
-                directory.mkdir(parents=True, exist_ok=True)
-                await asyncio.to_thread(prompts.render, text, directory / f"{prompt_id}.wav",
-                                        ctx.settings.prompts_voice)
-            except Exception as exc:  # the call goes on; the missing prompt is reported
-                log.error("follow-up prompt not rendered", extra={
-                    "prompt": prompt_id, "error": str(exc)})
-                return
-        _prompts_checked.add(directory)
 
 
 class FollowupRunner:
@@ -215,7 +183,6 @@ async def handle(ctx: AppContext, channel: AgiChannel) -> str:
         log.error("callback call without a known attempt", extra={"attempt": raw})
         return "unknown_attempt"
     logger = CallLog(log, {"attempt_id": target.attempt_id, "task_id": target.task.id})
-    await ensure_own_prompts(ctx)
     if not await channel.is_alive():
         logger.info("citizen gone before the follow-up started")
         return "hangup"

@@ -45,6 +45,16 @@ SURVEY_COMMENT_OFFER = "survey-comment-offer"
 SURVEY_COMMENT_RECORD = "survey-comment-record"
 SURVEY_THANKS = "survey-thanks"
 SURVEY_GOODBYE = "survey-goodbye"
+# the 回访 follow-up (callback_scheduler/followup.py), which also reuses the survey's menu,
+# reasons, invalid, thanks and goodbye prompts
+CALLBACK_GREETING = "callback-greeting"
+CALLBACK_INVITE = "callback-invite"
+CALLBACK_CASE_NUMBER = "callback-case"
+CALLBACK_DEPARTMENT = "callback-department"
+CALLBACK_RESOLVED = "callback-resolved"
+CALLBACK_DNC_HINT = "callback-dnc-hint"
+CALLBACK_SATISFACTION = "callback-satisfaction"
+CALLBACK_DNC_DONE = "callback-dnc-done"
 
 _FIXED_TEXTS = {
     SURVEY_INTRO: "您好，请您对本次通话的服务进行评价。",
@@ -53,6 +63,14 @@ _FIXED_TEXTS = {
     SURVEY_COMMENT_RECORD: "请在提示音后留言，留言完毕请按井号键。",
     SURVEY_THANKS: "感谢您的评价，再见。",
     SURVEY_GOODBYE: "感谢您的来电，再见。",
+    CALLBACK_GREETING: "您好，这里是12345政务服务便民热线，现对您反映的问题进行回访。",
+    CALLBACK_INVITE: "您好，这里是12345政务服务便民热线，邀请您对近期来电的服务进行评价。",
+    CALLBACK_CASE_NUMBER: "您的工单编号是",
+    CALLBACK_DEPARTMENT: "承办单位是",
+    CALLBACK_RESOLVED: "您反映的问题是否已解决：已解决请按1，未解决请按2。",
+    CALLBACK_DNC_HINT: "如不希望再接到回访电话，请按9。",
+    CALLBACK_SATISFACTION: "请您对办理情况进行评价。",
+    CALLBACK_DNC_DONE: "好的，我们今后不再给您拨打回访电话。再见。",
 }
 
 

@@ -89,13 +89,10 @@ def bench(asterisk: AsteriskSandbox, sqlite_template: Path,
         "callback_calls_per_minute": 1000,
         "survey_digit_timeout_ms": DIGIT_TIMEOUT_MS,
     })
-    # real espeak-ng + sox into the directory Asterisk plays: the survey's prompts, the
-    # follow-up's own texts (until they join the catalogue) and the department's name
+    # real espeak-ng + sox into the directory Asterisk plays: every catalogue prompt (the
+    # department's name is rendered by the follow-up on first use)
     prompts.build_prompts(settings)
     directory = settings.effective_prompts_dir
-    for prompt_id, text in followup.PROMPT_TEXTS.items():
-        if prompts.existing_file(directory, prompt_id) is None:
-            prompts.render(text, directory / f"{prompt_id}.wav", settings.prompts_voice)
     carrier = Carrier.for_hotline(asterisk, die_with_parent=True)
     with running(carrier):
         b = Bench(asterisk, carrier, settings, sqlite_template)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from callback_scheduler import tasks
@@ -123,31 +122,3 @@ async def test_hangup_before_rating_leaves_the_task_to_be_retried(
 
 def test_the_callback_route_is_in_the_fastagi_route_table() -> None:
     assert server.ROUTES["callback"] == "callback_scheduler.followup_agi:handle"
-
-
-async def test_missing_followup_prompts_are_rendered_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Until the follow-up's texts join the ivr catalogue, the route renders them itself."""
-    from callback_scheduler import followup, followup_agi
-    from ivr import prompts
-
-    rendered: list[str] = []
-
-    def fake_render(text: str, target: Path, voice: str) -> None:
-        rendered.append(target.stem)
-        target.write_bytes(b"\0" * 32)
-
-    monkeypatch.setattr(prompts, "render", fake_render)
-    monkeypatch.setattr(followup_agi, "_prompts_checked", set())
-    ctx = AppContext.create(make_settings(tmp_path))
-    try:
-        directory = ctx.settings.effective_prompts_dir
-        directory.mkdir(parents=True)
-        (directory / f"{followup.GREETING}.wav").write_bytes(b"studio")  # a site recording
-        await followup_agi.ensure_own_prompts(ctx)
-        await followup_agi.ensure_own_prompts(ctx)
-        assert sorted(rendered) == sorted(set(followup.PROMPT_TEXTS) - {followup.GREETING})
-        assert (directory / f"{followup.GREETING}.wav").read_bytes() == b"studio"
-    finally:
-        await ctx.close()

@@ -53,7 +53,9 @@ def test_reason_menu_text_follows_the_reason_setting(tmp_path: Path) -> None:
 
 def test_every_prompt_the_survey_plays_is_in_the_catalogue(tmp_path: Path) -> None:
     ids = set(prompts.catalogue(make(tmp_path)))
-    declared = {v for k, v in vars(prompts).items() if k.startswith("SURVEY_")}
+    declared = {
+        v for k, v in vars(prompts).items() if k.startswith(("SURVEY_", "CALLBACK_"))
+    }
     assert declared == ids
     assert prompts.sound_name("survey-menu") == "hotline/survey-menu"
 
@@ -139,4 +141,4 @@ def test_cli_build_and_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert main(["prompts", "build"]) == 0
     assert main(["prompts", "check"]) == 0
     out = capsys.readouterr().out
-    assert "generated: 8" in out and "all 8 prompts present" in out
+    assert "generated: 16" in out and "all 16 prompts present" in out
