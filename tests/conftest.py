@@ -102,7 +102,7 @@ def postgres_url(pg_template: str | None) -> Iterator[str]:
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     """Settings isolated from the developer's environment and files."""
     for key in list(os.environ):
-        if key.startswith("HOTLINE_") and key != "HOTLINE_TEST_PG":
+        if key.startswith("HOTLINE_") and not key.startswith("HOTLINE_TEST_"):
             os.environ.pop(key)
     return load_settings(Path(os.devnull), data_dir=tmp_path / "data", **overrides)
 

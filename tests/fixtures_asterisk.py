@@ -8,6 +8,7 @@ minute, needs root and network) into the default ``asterisk_root`` and reused af
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -16,13 +17,18 @@ from ami.client import AmiClient, AmiError
 from sandbox.instance import AsteriskSandbox
 from sandbox.root import SandboxError, unavailable_reason
 
+#: shifts every test port, so two test runs on one machine do not collide
+PORT_OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "0"))
 #: ports of the test instance: away from a developer's own instance (5038, 5060, 4573)
 TEST_PORTS = {
-    "ami_port": 15038,
-    "asterisk_sip_port": 15060,
-    "fastagi_port": 14573,
-    "asterisk_rtp_start": 16000,
-    "asterisk_rtp_end": 16199,
+    name: port + PORT_OFFSET
+    for name, port in {
+        "ami_port": 15038,
+        "asterisk_sip_port": 15060,
+        "fastagi_port": 14573,
+        "asterisk_rtp_start": 16000,
+        "asterisk_rtp_end": 16199,
+    }.items()
 }
 
 
