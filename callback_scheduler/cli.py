@@ -5,7 +5,6 @@ supervisor at the server's console. Numbers are shown masked, except by ``callba
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,8 +17,8 @@ from callback_scheduler import campaigns as camp
 from callback_scheduler import csvimport, tasks
 from callback_scheduler.results import Answer
 from callback_scheduler.rules import CampaignKind
-from hotline.cli import CommandError
 from hotline.clock import format_local, utcnow
+from hotline.commands import CommandError, with_context
 from hotline.context import AppContext
 from hotline.levels import Level
 from hotline.settings import Settings
@@ -121,15 +120,9 @@ def _register_callback(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
 # ------------------------------------------------------------------------- plumbing
 def _run(settings: Settings, work: Callable[[AppContext], Awaitable[T]]) -> T:
-    async def main() -> T:
-        ctx = AppContext.create(settings)
-        try:
-            return await work(ctx)
-        finally:
-            await ctx.close()
-
+    """The campaign rules' refusals become plain messages."""
     try:
-        return asyncio.run(main())
+        return with_context(settings, work)
     except (camp.CampaignError, tasks.ManualError, csvimport.ImportRejected) as exc:
         raise CommandError(str(exc)) from exc
     except (camp.CampaignNotFound, LookupError) as exc:

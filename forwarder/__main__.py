@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hotline.cli import CommandError
+from hotline.commands import CommandError
 from hotline.settings import SettingsError, load_settings
 
 from .cli import _run

@@ -6,14 +6,11 @@ import argparse
 import asyncio
 import json
 import signal
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from hotline import logs
-from hotline.cli import CommandError
 from hotline.clock import format_local
+from hotline.commands import CommandError, with_context
 from hotline.context import AppContext
 from hotline.settings import Settings
 from storage import outbox
@@ -54,19 +51,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="outbox entry ids")
     retry.add_argument("--all-dead", action="store_true", help="every dead-lettered entry")
     retry.set_defaults(handler=_retry)
-
-
-def _with_context(settings: Settings, work: Callable[[AppContext], Awaitable[T]]) -> T:
-    async def _main() -> T:
-        ctx = AppContext.create(settings)
-        try:
-            return await work(ctx)
-        except (SQLAlchemyError, OSError) as exc:
-            raise CommandError(f"database error: {exc}") from exc
-        finally:
-            await ctx.close()
-
-    return asyncio.run(_main())
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
@@ -122,7 +106,7 @@ def _preview(settings: Settings, args: argparse.Namespace) -> int:
         return {"key": idempotency_key(entry.payload, profile), "status": entry.status,
                 "record": record}
 
-    print(json.dumps(_with_context(settings, work), ensure_ascii=False, indent=2))
+    print(json.dumps(with_context(settings, work), ensure_ascii=False, indent=2))
     return 0
 
 
@@ -137,7 +121,7 @@ def _age(seconds: float | None) -> str:
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
-    figures = _with_context(settings, lambda ctx: outbox.counts(ctx.db))
+    figures = with_context(settings, lambda ctx: outbox.counts(ctx.db))
     if args.json:
         print(json.dumps(figures.as_dict()))
         return 0
@@ -150,7 +134,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _dead(settings: Settings, args: argparse.Namespace) -> int:
-    entries = _with_context(settings, lambda ctx: outbox.dead_entries(ctx.db, args.limit))
+    entries = with_context(settings, lambda ctx: outbox.dead_entries(ctx.db, args.limit))
     if not entries:
         print("no dead-lettered entries")
         return 0
@@ -164,10 +148,10 @@ def _retry(settings: Settings, args: argparse.Namespace) -> int:
     if bool(args.ids) == args.all_dead:
         raise CommandError("give outbox entry ids or --all-dead (one of the two)")
     if args.all_dead:
-        count = _with_context(settings, lambda ctx: outbox.retry_all_dead(ctx.db))
+        count = with_context(settings, lambda ctx: outbox.retry_all_dead(ctx.db))
         print(f"re-queued {count} dead-lettered entries")
         return 0
-    result = _with_context(settings, lambda ctx: outbox.retry(ctx.db, args.ids))
+    result = with_context(settings, lambda ctx: outbox.retry(ctx.db, args.ids))
     if result.requeued:
         print("re-queued " + " ".join(map(str, result.requeued)))
     for entry_id, status in result.skipped.items():

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hotline.commands import CommandError
 from hotline.settings import SettingsError, load_settings
 
 COMMAND_MODULES = [
@@ -56,10 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hotline: {exc}", file=sys.stderr)
         return 1
     return int(result or 0)
-
-
-class CommandError(RuntimeError):
-    """A command failed in a way the user can act on; printed without a traceback."""
 
 
 if __name__ == "__main__":

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from hotline.cli import CommandError
 from hotline.clock import format_local
+from hotline.commands import CommandError, with_context
 from hotline.context import AppContext
 from hotline.settings import Settings
 from http_api import tokens
@@ -38,22 +35,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _with_context(settings: Settings, work: Callable[[AppContext], Awaitable[T]]) -> T:
-    """Run ``work`` against the database, turning a missing schema or an unreachable
-    database into a message instead of a traceback."""
-    async def _main() -> T:
-        ctx = AppContext.create(settings)
-        try:
-            if not await tokens.table_exists(ctx.db):
-                raise CommandError(
-                    "the api_tokens table does not exist; run `hotline db upgrade` first"
-                )
-            return await work(ctx)
-        except (SQLAlchemyError, OSError) as exc:
-            raise CommandError(f"database error: {exc}") from exc
-        finally:
-            await ctx.close()
+    """Like ``with_context``, naming the missing table when the schema is not there yet."""
 
-    return asyncio.run(_main())
+    async def checked(ctx: AppContext) -> T:
+        if not await tokens.table_exists(ctx.db):
+            raise CommandError(
+                "the api_tokens table does not exist; run `hotline db upgrade` first"
+            )
+        return await work(ctx)
+
+    return with_context(settings, checked)
 
 
 def _create(settings: Settings, args: argparse.Namespace) -> int:

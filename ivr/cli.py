@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _build(settings: Settings, args: argparse.Namespace) -> int:
-    from hotline.cli import CommandError
+    from hotline.commands import CommandError
 
     try:
         report = prompts.build_prompts(settings, force=args.force)

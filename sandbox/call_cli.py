@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ami.client import AmiClient, AmiError
 from hotline import logs
-from hotline.cli import CommandError
+from hotline.commands import CommandError
 from hotline.context import AppContext
 from hotline.levels import Level
 from hotline.settings import Settings

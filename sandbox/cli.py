@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hotline.cli import CommandError
+from hotline.commands import CommandError
 from hotline.settings import Settings
 from sandbox.instance import AsteriskSandbox
 from sandbox.root import SandboxError, build_root
