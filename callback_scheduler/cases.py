@@ -171,6 +171,7 @@ async def close_case(
     case.updated_at = now
     if not bad:
         return Closed(case, None, already_closed=False, callback="no 差评: no 回访 needed")
+    case.rectification_due = case.rectification_due or ctx.rectification_due(closed_at)
     settings = ctx.settings
     case.callback_due = ctx.workdays.add_working_days(
         local_date(closed_at, settings.tz), settings.callback_deadline_working_days

@@ -48,6 +48,7 @@ async def store_answer(
     source: str,
     now: dt.datetime,
     hold_until: dt.datetime | None = None,
+    rectification_due: dt.date | None = None,
 ) -> Rating:
     """Save the rating for ``task`` and link it (``task.result_rating_id``); flag the case
     when the problem is not solved or the rating is a 差评."""
@@ -71,6 +72,7 @@ async def store_answer(
                 rated_at=now,
             ),
             hold_until=hold_until,
+            rectification_due=rectification_due,
         )
         if answer.resolved is False or answer.level.is_bad:
             case.needs_attention = True

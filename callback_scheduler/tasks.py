@@ -185,7 +185,7 @@ async def record_ivr_result(
     assert task is not None
     if answer is not None:
         await store_answer(session, task, answer, source=RatingSource.CALLBACK, now=now,
-                           hold_until=hold_until)
+                           hold_until=hold_until, rectification_due=ctx.rectification_due(now))
     current = attempt.outcome
     if current != Outcome.RATED.value:  # "rated" beats "do_not_call" once a rating exists
         attempt.outcome = outcome.value
@@ -362,7 +362,8 @@ async def record_manual(
     if answer is not None and not reached:
         raise ManualError("a rating needs the citizen to have been reached")
     if answer is not None:
-        await store_answer(session, task, answer, source=RatingSource.MANUAL, now=now)
+        await store_answer(session, task, answer, source=RatingSource.MANUAL, now=now,
+                           rectification_due=ctx.rectification_due(now))
     task.status = TaskStatus.MANUAL_DONE.value
     task.outcome = MANUAL_REACHED if reached else MANUAL_NOT_REACHED
     task.next_attempt_at = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from hotline.levels import KeypadMap
@@ -31,6 +32,15 @@ class AppContext:
             db=Database(settings.effective_database_url),
             vault=PhoneVault.from_key_file(settings.effective_phone_key_file),
         )
+
+    def rectification_due(self, bad_rating_at: dt.datetime) -> dt.date:
+        """DOMAIN.md rule 4: the department answers a 差评 within ``rectification_days``
+        (15 working days by default) of the 差评, counted from its Beijing date."""
+        start = bad_rating_at.astimezone(self.settings.tz).date()
+        days = self.settings.rectification_days
+        if self.settings.rectification_days_unit == "working_days":
+            return self.workdays.add_working_days(start, days)
+        return start + dt.timedelta(days=days)
 
     async def close(self) -> None:
         await self.db.close()

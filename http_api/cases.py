@@ -92,6 +92,7 @@ class CaseOut(BaseModel):
     needs_attention: bool
     rectification_result: str | None
     callback_due: dt.date | None
+    rectification_due: dt.date | None
     closed_at: dt.datetime | None
     callback_task: TaskOut | None = None
 
@@ -119,7 +120,8 @@ def case_out(case: Case, task: CallbackTask | None = None) -> CaseOut:
         department_name=case.department_name, citizen_masked=case.citizen_masked,
         status=case.status, has_bad_rating=case.has_bad_rating,
         needs_attention=case.needs_attention, rectification_result=case.rectification_result,
-        callback_due=case.callback_due, closed_at=case.closed_at, callback_task=task_out(task),
+        callback_due=case.callback_due, rectification_due=case.rectification_due,
+        closed_at=case.closed_at, callback_task=task_out(task),
     )
 
 

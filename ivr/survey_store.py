@@ -165,6 +165,7 @@ class SurveyStore:
                     rated_at=self.rated_at,
                 ),
                 hold_until=None if action.final else now + self._hold,
+                rectification_due=self.ctx.rectification_due(self.rated_at),
             )
             if action.final:
                 await release(s, rating.id)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.clock import utcnow
 from hotline.levels import Level
-from storage.models import OutboxEntry, OutboxStatus, Rating
+from storage.models import Case, OutboxEntry, OutboxStatus, Rating
 
 CALL_PROJECT_PREFIX = "CALL-"
 
@@ -78,9 +78,13 @@ async def save_rating(
     data: RatingInput,
     *,
     hold_until: dt.datetime | None = None,
+    rectification_due: dt.date | None = None,
 ) -> Rating:
     """Insert or update the rating keyed by (project_no, assess_number) and refresh its outbox
-    entry. Idempotent: saving the same input twice leaves one rating and one pending entry."""
+    entry. Idempotent: saving the same input twice leaves one rating and one pending entry.
+
+    A 差评 on a case marks the case and starts its 整改 deadline (DOMAIN.md rule 4) at
+    ``rectification_due`` (``AppContext.rectification_due``), unless one is already running."""
     rating = await session.scalar(
         select(Rating)
         .where(Rating.project_no == data.project_no, Rating.assess_number == data.assess_number)
@@ -104,6 +108,11 @@ async def save_rating(
             setattr(rating, name, value)
     rating.rated_at = data.rated_at or rating.rated_at or utcnow()
     await session.flush()
+    if data.level.is_bad and rating.case_id is not None:
+        case = await session.get(Case, rating.case_id)
+        if case is not None:
+            case.has_bad_rating = True
+            case.rectification_due = case.rectification_due or rectification_due
     await enqueue(session, rating, case_number=data.case_number, hold_until=hold_until)
     return rating
 
