@@ -4,8 +4,11 @@
 
 The dialer sets ``CALLBACK_ATTEMPT_ID`` on the channel it originates; everything else (case,
 department, number) is read from the database by that id, so nothing personal travels in
-channel variables. What the citizen answers is stored as it comes (tasks.record_ivr_result):
-the dialer's view of the call (Hangup) and the IVR's writes may arrive in either order.
+channel variables. The call speaks Chinese: the channel's language is zh (the dialplan sets it;
+this route sets it too if a site's own context did not), so SAY DIGITS plays the Chinese digits
+``hotline prompts build`` renders (ivr/prompts.py). What the citizen answers is stored as it
+comes (tasks.record_ivr_result): the dialer's view of the call (Hangup) and the IVR's writes
+may arrive in either order.
 """
 
 from __future__ import annotations
@@ -78,6 +81,14 @@ async def department_prompt(ctx: AppContext, name: str | None) -> str | None:
         log.warning("department prompt not rendered", extra={"error": str(exc)})
         return None
     return prompt_id
+
+
+async def ensure_language(channel: AgiChannel) -> None:
+    """Make the channel's language zh (or a zh dialect such as zh_CN, which Asterisk looks up
+    before falling back to zh) unless it already is: SAY DIGITS speaks the channel's language."""
+    language = (channel.env.get("language") or "").lower()
+    if language != prompts.LANGUAGE and not language.startswith(f"{prompts.LANGUAGE}_"):
+        await channel.set_variable("CHANNEL(language)", prompts.LANGUAGE)
 
 
 class FollowupRunner:
@@ -186,6 +197,7 @@ async def handle(ctx: AppContext, channel: AgiChannel) -> str:
     if not await channel.is_alive():
         logger.info("citizen gone before the follow-up started")
         return "hangup"
+    await ensure_language(channel)
     case = target.case
     s = ctx.settings
     config = f.FollowupConfig(

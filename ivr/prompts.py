@@ -11,6 +11,32 @@ generate or that changed since.
 
 Some texts depend on settings (the keypad map, the reason menu), so the catalogue is rendered
 from the settings, and a generated prompt whose text changed is regenerated.
+
+Chinese digits for SAY DIGITS (the 回访 says the case number digit by digit). Asterisk's SAY
+DIGITS plays ``digits/<d>`` in the channel's language, and with the language ``zh`` Asterisk 22
+(main/file.c, fileexists_core, ``languageprefix = yes``, the default) looks for
+``<astdatadir>/sounds/zh/digits/<d>`` first, then ``sounds/digits/<d>``, then ``sounds/en/...``:
+without a Chinese file the citizen would hear English digits. So the catalogue also holds
+``zh/digits/0`` … ``zh/digits/9`` (零 幺 二 三 四 五 六 七 八 九), rendered into
+:func:`language_dir`, the ``zh`` folder *next to* the prompts directory, exactly as Asterisk's
+sounds tree is laid out (``…/sounds/hotline`` and ``…/sounds/zh``). The service's own prompts
+still play on a zh channel: ``hotline/<id>`` is not found as ``sounds/zh/hotline/<id>`` and
+Asterisk falls back to ``sounds/hotline/<id>`` (the "no language" step of that lookup).
+
+1 is said 幺 (yāo), not 一 (yī): that is how Chinese reads telephone, case and work-order numbers
+digit by digit (the hotline's own name is said 幺二三四五), because yī and qī (七) are easily
+confused on narrowband telephone audio. The price: Asterisk's own zh SAY NUMBER would say
+幺百 for 100; the service never uses SAY NUMBER, SAY DATE or SAY TIME on a zh channel.
+
+Production: Asterisk must find the digits as ``<astdatadir>/sounds/zh/digits/<d>.wav``
+(astdatadir from asterisk.conf, Debian: /usr/share/asterisk). With ``prompts_dir`` set to
+``<astdatadir>/sounds/hotline`` the build writes them there directly; with the prompts directory
+elsewhere (e.g. linked in), link or copy ``<prompts_dir>/../zh/digits`` to
+``<astdatadir>/sounds/zh/digits``. A site with an installed Chinese sound pack
+(``sounds/zh/digits/1.gsm`` …) keeps it: any existing file of that name counts as a site
+recording and is never overwritten, and SAY DIGITS then plays the pack (a pack installed after
+a build: delete our ``digits/<d>.wav``, or Asterisk may pick either format). The sandbox
+bind-mounts :func:`language_dir` at its ``sounds/zh`` (sandbox/instance.py).
 """
 
 from __future__ import annotations
@@ -56,6 +82,18 @@ CALLBACK_DNC_HINT = "callback-dnc-hint"
 CALLBACK_SATISFACTION = "callback-satisfaction"
 CALLBACK_DNC_DONE = "callback-dnc-done"
 
+#: the channel language of 回访 calls (ivr/dialplans/callback.conf sets it, and
+#: callback_scheduler/followup_agi.py makes sure of it): SAY DIGITS speaks Chinese
+LANGUAGE = "zh"
+#: what SAY DIGITS says for each digit on a zh channel (幺 for 1: see the module docstring)
+DIGIT_TEXTS = {
+    "0": "零", "1": "幺", "2": "二", "3": "三", "4": "四",
+    "5": "五", "6": "六", "7": "七", "8": "八", "9": "九",
+}
+#: silence around each rendered digit: SAY DIGITS plays the files back to back, so the
+#: rhythm of a case number is set by the files themselves (espeak-ng's own silence is uneven)
+DIGIT_PAD_SECONDS = (0.05, 0.2)
+
 _FIXED_TEXTS = {
     SURVEY_INTRO: "您好，请您对本次通话的服务进行评价。",
     SURVEY_INVALID: "输入有误。",
@@ -63,8 +101,9 @@ _FIXED_TEXTS = {
     SURVEY_COMMENT_RECORD: "请在提示音后留言，留言完毕请按井号键。",
     SURVEY_THANKS: "感谢您的评价，再见。",
     SURVEY_GOODBYE: "感谢您的来电，再见。",
-    CALLBACK_GREETING: "您好，这里是12345政务服务便民热线，现对您反映的问题进行回访。",
-    CALLBACK_INVITE: "您好，这里是12345政务服务便民热线，邀请您对近期来电的服务进行评价。",
+    # the hotline says its name digit by digit (幺二三四五); TTS would read "12345" as a number
+    CALLBACK_GREETING: "您好，这里是幺二三四五政务服务便民热线，现对您反映的问题进行回访。",
+    CALLBACK_INVITE: "您好，这里是幺二三四五政务服务便民热线，邀请您对近期来电的服务进行评价。",
     CALLBACK_CASE_NUMBER: "您的工单编号是",
     CALLBACK_DEPARTMENT: "承办单位是",
     CALLBACK_RESOLVED: "您反映的问题是否已解决：已解决请按1，未解决请按2。",
@@ -84,21 +123,50 @@ def reasons_text(settings: Settings) -> str:
     return "请选择不满意的原因：" + "，".join(f"{r.label}请按{r.key}" for r in options) + "。"
 
 
+def digit_prompt_id(digit: str) -> str:
+    """``zh/digits/4``: the digit's file under Asterisk's sounds directory."""
+    return f"{LANGUAGE}/digits/{digit}"
+
+
+DIGIT_PROMPTS = tuple(digit_prompt_id(d) for d in DIGIT_TEXTS)
+
+
 def catalogue(settings: Settings) -> dict[str, str]:
-    """Every prompt the service plays, id → text, rendered for these settings."""
+    """Every prompt the service plays, id → text, rendered for these settings: the
+    ``hotline/<id>`` prompts and the Chinese digits SAY DIGITS plays (``zh/digits/<d>``)."""
     texts = dict(_FIXED_TEXTS)
     texts[SURVEY_MENU] = menu_text(KeypadMap(settings.keypad_map))
     texts[SURVEY_REASONS] = reasons_text(settings)
+    texts.update({digit_prompt_id(d): text for d, text in DIGIT_TEXTS.items()})
     return dict(sorted(texts.items()))
 
 
+def is_digit(prompt_id: str) -> bool:
+    return prompt_id.startswith(f"{LANGUAGE}/")
+
+
 def sound_name(prompt_id: str) -> str:
-    """What Asterisk is asked to play (no extension: Asterisk picks the best format)."""
-    return f"{SOUND_PREFIX}/{prompt_id}"
+    """What Asterisk is asked to play (no extension: Asterisk picks the best format). A digit
+    is its path under sounds (SAY DIGITS asks for ``digits/<d>`` in the channel's language)."""
+    return prompt_id if is_digit(prompt_id) else f"{SOUND_PREFIX}/{prompt_id}"
 
 
 def prompts_dir(settings: Settings) -> Path:
     return settings.effective_prompts_dir
+
+
+def language_dir(settings: Settings) -> Path:
+    """Where the Chinese digits go: ``zh`` next to the prompts directory (``…/sounds/zh``
+    beside ``…/sounds/hotline``); Asterisk must see it as ``<astdatadir>/sounds/zh``."""
+    return prompts_dir(settings).parent / LANGUAGE
+
+
+def place(settings: Settings, prompt_id: str) -> tuple[Path, str]:
+    """The directory holding the prompt (and the manifest that covers it) and the prompt's
+    name in it without extension: (prompts dir, ``survey-menu``) or (zh dir, ``digits/4``)."""
+    if is_digit(prompt_id):
+        return language_dir(settings), prompt_id.removeprefix(f"{LANGUAGE}/")
+    return prompts_dir(settings), prompt_id
 
 
 def existing_file(directory: Path, prompt_id: str) -> Path | None:
@@ -110,9 +178,9 @@ def existing_file(directory: Path, prompt_id: str) -> Path | None:
 
 
 def missing_prompts(settings: Settings) -> list[str]:
-    """Prompt ids with no playable file: GET DATA would answer -1, which looks like a hang-up."""
-    directory = prompts_dir(settings)
-    return [pid for pid in catalogue(settings) if existing_file(directory, pid) is None]
+    """Prompt ids with no playable file: GET DATA would answer -1, which looks like a hang-up;
+    a missing Chinese digit would be said in English."""
+    return [pid for pid in catalogue(settings) if existing_file(*place(settings, pid)) is None]
 
 
 # ----------------------------------------------------------------------------- manifest
@@ -144,15 +212,18 @@ class PromptState:
 
 def inspect(settings: Settings) -> list[PromptState]:
     """Where each prompt stands: missing, generated by us (current or stale), or a site file."""
-    directory = prompts_dir(settings)
-    manifest = _load_manifest(directory)
+    manifests: dict[Path, dict[str, dict[str, str]]] = {}
     states = []
     for pid, text in catalogue(settings).items():
-        path = existing_file(directory, pid)
-        entry = manifest.get(f"{pid}.wav")
+        directory, name = place(settings, pid)
+        if directory not in manifests:
+            manifests[directory] = _load_manifest(directory)
+        path = existing_file(directory, name)
+        entry = manifests[directory].get(f"{name}.wav")
         if path is None:
             state = "missing"
-        elif path.name != f"{pid}.wav" or entry is None or entry.get("sha256") != _sha256(path):
+        elif (path != directory / f"{name}.wav" or entry is None
+              or entry.get("sha256") != _sha256(path)):
             state = "site"
         elif entry.get("text") != text or entry.get("voice") != settings.prompts_voice:
             state = "stale"
@@ -181,8 +252,11 @@ def _tool(name: str) -> str:
     return path
 
 
-def render(text: str, target: Path, voice: str) -> None:
-    """Speak ``text`` into ``target``: 8 kHz, mono, 16-bit signed PCM WAV, normalised."""
+def render(text: str, target: Path, voice: str, *,
+           pad: tuple[float, float] | None = None) -> None:
+    """Speak ``text`` into ``target``: 8 kHz, mono, 16-bit signed PCM WAV, normalised. With
+    ``pad`` (seconds before, after), espeak-ng's leading and trailing silence is cut and
+    replaced by exactly that much (the digits SAY DIGITS strings together)."""
     espeak, sox = _tool("espeak-ng"), _tool("sox")
     with tempfile.TemporaryDirectory(prefix="hotline-prompt-") as tmp:
         raw = Path(tmp) / "raw.wav"
@@ -191,9 +265,14 @@ def render(text: str, target: Path, voice: str) -> None:
             input=text.encode("utf-8"), check=True, capture_output=True, timeout=60,
         )
         out = Path(tmp) / "out.wav"
+        effects = ["gain", "-n", "-3"]
+        if pad is not None:
+            trim = ["silence", "1", "0.02", "1%"]
+            effects = [*trim, "reverse", *trim, "reverse", *effects,
+                       "pad", f"{pad[0]:.3f}", f"{pad[1]:.3f}"]
         subprocess.run(
             [sox, str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer",
-             str(out), "gain", "-n", "-3"],
+             str(out), *effects],
             check=True, capture_output=True, timeout=60,
         )
         # same directory, then rename: Asterisk never sees half a file
@@ -203,10 +282,10 @@ def render(text: str, target: Path, voice: str) -> None:
 
 
 def build_prompts(settings: Settings, *, force: bool = False) -> BuildReport:
-    """Generate missing and stale prompts (all of ours with ``force``); site files are kept."""
-    directory = prompts_dir(settings)
-    directory.mkdir(parents=True, exist_ok=True)
-    manifest = _load_manifest(directory)
+    """Generate missing and stale prompts (all of ours with ``force``); site files are kept.
+    The digits go to :func:`language_dir`, with a manifest of their own there."""
+    prompts_dir(settings).mkdir(parents=True, exist_ok=True)
+    manifests: dict[Path, dict[str, dict[str, str]]] = {}
     report = BuildReport()
     for state in inspect(settings):
         if state.state == "site":
@@ -215,15 +294,22 @@ def build_prompts(settings: Settings, *, force: bool = False) -> BuildReport:
         if state.state == "generated" and not force:
             report.unchanged.append(state.prompt_id)
             continue
-        target = directory / f"{state.prompt_id}.wav"
+        directory, name = place(settings, state.prompt_id)
+        if directory not in manifests:
+            manifests[directory] = _load_manifest(directory)
+        target = directory / f"{name}.wav"
+        target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            render(state.text, target, settings.prompts_voice)
+            if is_digit(state.prompt_id):
+                render(state.text, target, settings.prompts_voice, pad=DIGIT_PAD_SECONDS)
+            else:
+                render(state.text, target, settings.prompts_voice)
         except subprocess.CalledProcessError as exc:
             detail = exc.stderr.decode(errors="replace").strip() if exc.stderr else ""
             raise PromptBuildError(f"rendering {state.prompt_id} failed: {detail}") from exc
-        manifest[target.name] = {
+        manifests[directory][f"{name}.wav"] = {
             "sha256": _sha256(target), "text": state.text, "voice": settings.prompts_voice,
         }
-        _save_manifest(directory, manifest)
+        _save_manifest(directory, manifests[directory])
         report.generated.append(state.prompt_id)
     return report

@@ -26,6 +26,7 @@ from string import Template
 from typing import Any
 
 from hotline.settings import PROJECT_ROOT, Settings
+from ivr import prompts
 from sandbox.root import (
     ASTERISK_BIN,
     CHROOT_RUN_DIR,
@@ -130,7 +131,8 @@ class AsteriskSandbox:
     rtp_end: int = 10999
     start_timeout: float = 60.0
     #: more host directories visible to Asterisk: run-dir-relative path -> host directory
-    #: (from_settings: the IVR's prompts, played as hotline/<id>, at share/sounds/hotline)
+    #: (from_settings: the IVR's prompts, played as hotline/<id>, at share/sounds/hotline, and
+    #: the Chinese digits SAY DIGITS plays on a zh channel at share/sounds/zh)
     mounts: dict[str, Path] = field(default_factory=dict)
     #: kill Asterisk when the process that started it dies (tests: no orphan holding the
     #: ports after a killed test run); off for ``hotline asterisk start``, which detaches
@@ -155,7 +157,12 @@ class AsteriskSandbox:
             "start_timeout": settings.asterisk_start_timeout,
             # Asterisk resolves hotline/<id> to <astdatadir>/sounds/hotline/<id> for Playback
             # and for RECORD FILE alike, so the prompts directory must be writable there too.
-            "mounts": {"share/sounds/hotline": settings.effective_prompts_dir},
+            # SAY DIGITS on a zh channel (the 回访) looks for <astdatadir>/sounds/zh/digits/<d>
+            # first: the Chinese digits `hotline prompts build` renders (ivr/prompts.py)
+            "mounts": {
+                f"share/sounds/{prompts.SOUND_PREFIX}": prompts.prompts_dir(settings),
+                f"share/sounds/{prompts.LANGUAGE}": prompts.language_dir(settings),
+            },
             "settings": settings,
         }
         values.update(overrides)
@@ -219,7 +226,8 @@ class AsteriskSandbox:
     def _link_shared_data(self) -> None:
         """astdatadir is per instance (so a site can add its own prompts under share/sounds),
         but the root's prompts and XML documentation are linked in, not copied. The links are
-        absolute paths inside the chroot."""
+        absolute paths inside the chroot. A mount wins over a root folder of the same name
+        (e.g. a Chinese sound pack's sounds/zh in the root: our zh folder is mounted there)."""
         share = self.run_dir / "share"
         (share / "sounds").mkdir(parents=True, exist_ok=True)
         root_share = self.root / "usr/share/asterisk"
@@ -227,6 +235,11 @@ class AsteriskSandbox:
                   for entry in root_share.iterdir() if entry.name != "sounds"]
         wanted += [(f"sounds/{entry.name}", f"/usr/share/asterisk/sounds/{entry.name}")
                    for entry in (root_share / "sounds").iterdir()]
+        mounted = {rel.removeprefix("share/") for rel in self.mounts if rel.startswith("share/")}
+        for name in mounted:
+            if (share / name).is_symlink():  # linked by an earlier start: the mount point
+                (share / name).unlink()
+        wanted = [(name, target) for name, target in wanted if name not in mounted]
         for name, target in wanted:
             link = share / name
             if link.is_symlink() or not link.exists():

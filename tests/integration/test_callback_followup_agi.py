@@ -4,9 +4,12 @@ forwarded like any rating; "未解决" or a 差评 flags the case) and rule 8 (d
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import shutil
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from callback_scheduler import tasks
@@ -15,7 +18,7 @@ from callback_scheduler.followup_agi import VAR_ATTEMPT, handle
 from callback_scheduler.rules import Outcome
 from hotline.context import AppContext
 from ivr import server
-from ivr.testing import SimulatedCaller, memory_channel
+from ivr.testing import SimulatedCaller, environment_lines, memory_channel
 from storage.models import CallbackAttempt, CallbackTask, Case, DoNotCall, OutboxEntry, Rating
 from tests.conftest import make_settings
 from tests.integration.test_callback_store import NOW, closed_bad_case
@@ -39,8 +42,9 @@ async def setup_call(tmp_path: Path, url: str, case_number: str) -> tuple[AppCon
     return ctx, c
 
 
-async def agi(ctx: AppContext, citizen: Citizen) -> str:
-    channel, _ = memory_channel(citizen)
+async def agi(ctx: AppContext, citizen: Citizen, language: str = "en") -> str:
+    env = environment_lines(route="callback", extra={"language": language})
+    channel, _ = memory_channel(citizen, env)
     await channel.read_environment()
     return await handle(ctx, channel)
 
@@ -56,8 +60,14 @@ async def test_rule5_followup_stores_a_case_rating_and_flags_unresolved(
         (ctx.settings.effective_prompts_dir / f"{name_id}.wav").write_bytes(b"\0" * 64)
         citizen = Citizen(keys=["2", "4", "2"], variables={VAR_ATTEMPT: str(c.attempt_id)})
         assert await agi(ctx, citizen) == "rated"
-        # the case number's digits, one by one (SAY DIGITS takes digits only)
-        assert any(cmd[:3] == ["SAY", "DIGITS", "20250042"] for cmd in citizen.commands)
+        # the case number's digits, one by one (SAY DIGITS takes digits only), in Chinese:
+        # the channel arrived with language en (a site's own context), so the route set zh
+        # before anything was said
+        says = [i for i, cmd in enumerate(citizen.commands) if cmd[:2] == ["SAY", "DIGITS"]]
+        assert [citizen.commands[i][2] for i in says] == ["20250042"]
+        assert citizen.variables["CHANNEL(language)"] == "zh"
+        language_set = citizen.commands.index(["SET", "VARIABLE", "CHANNEL(language)", "zh"])
+        assert language_set < says[0]
         assert citizen.played[:3] == ["hotline/callback-greeting", "hotline/callback-case",
                                       "hotline/callback-department"]
         assert f"hotline/{name_id}" in citizen.played
@@ -116,6 +126,24 @@ async def test_hangup_before_rating_leaves_the_task_to_be_retried(
         assert task is not None and (task.status, task.outcome) == ("pending",
                                                                     "answered_no_rating")
         assert await agi(ctx, Citizen(variables={})) == "unknown_attempt"
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.parametrize("language", ["zh", "zh_CN"])
+async def test_a_chinese_channel_keeps_its_language(
+    tmp_path: Path, sqlite_template: Path, language: str,
+) -> None:
+    """Our dialplan sets zh before the AGI (and a site may use a zh dialect, which Asterisk
+    looks up before zh): the route leaves it alone."""
+    db = tmp_path / "hotline.db"
+    await asyncio.to_thread(shutil.copyfile, sqlite_template, db)
+    ctx, c = await setup_call(tmp_path, f"sqlite+aiosqlite:///{db}", "GD-2025-7")
+    try:
+        citizen = Citizen(keys=["9"], variables={VAR_ATTEMPT: str(c.attempt_id)})
+        assert await agi(ctx, citizen, language=language) == "do_not_call"
+        assert "CHANNEL(language)" not in citizen.variables
+        assert any(cmd[:2] == ["SAY", "DIGITS"] for cmd in citizen.commands)
     finally:
         await ctx.close()
 

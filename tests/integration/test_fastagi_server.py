@@ -202,9 +202,10 @@ async def test_worker_refuses_to_start_without_prompts(ctx: AppContext) -> None:
 
 async def test_worker_serves_until_stopped(ctx: AppContext, unused_tcp_port: int) -> None:
     directory = ctx.settings.effective_prompts_dir
-    directory.mkdir(parents=True, exist_ok=True)
-    for pid in prompts.catalogue(ctx.settings):
-        (directory / f"{pid}.wav").write_bytes(b"RIFF")
+    for pid in prompts.catalogue(ctx.settings):  # the hotline/<id> prompts and the zh digits
+        folder, name = prompts.place(ctx.settings, pid)
+        (folder / f"{name}.wav").parent.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.wav").write_bytes(b"RIFF")
     ctx.settings.fastagi_port = unused_tcp_port
     stopping = asyncio.Event()
     worker = asyncio.create_task(server.run(ctx, stopping))
