@@ -24,6 +24,7 @@ from enum import Enum
 
 from hotline.levels import KeypadMap, Level
 from ivr import prompts
+from ivr.survey import Collect, Digit, HungUp, Play, PromptFailed, Timeout
 
 DNC_KEY = "9"  # announced by the prompt callback-dnc-hint ("如不希望再接到回访电话，请按9")
 RESOLVED_KEY, UNRESOLVED_KEY = "1", "2"
@@ -47,46 +48,14 @@ GOODBYE = prompts.SURVEY_GOODBYE
 
 
 # ----------------------------------------------------------------------------- events
-@dataclass(frozen=True)
-class Digit:
-    key: str
-
-
-@dataclass(frozen=True)
-class Timeout:
-    """Nothing pressed before the digit timeout."""
-
-
-@dataclass(frozen=True)
-class HungUp:
-    """The citizen hung up (or the AGI session was lost)."""
-
-
-@dataclass(frozen=True)
-class PromptFailed:
-    """A prompt could not be played on a live channel (missing sound file)."""
-
-
+# the keypad events and the Play / Collect actions are the survey's own: one adapter idiom
 Event = Digit | Timeout | HungUp | PromptFailed
 
 
 # ----------------------------------------------------------------------------- actions
 @dataclass(frozen=True)
-class Play:
-    prompts: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class SayDigits:
     digits: str
-
-
-@dataclass(frozen=True)
-class Collect:
-    """Play the prompts (any key interrupts), then wait for one key."""
-
-    prompts: tuple[str, ...]
-    timeout_ms: int
 
 
 @dataclass(frozen=True)
