@@ -19,9 +19,9 @@ B      the citizen ...
 0      answers, then hangs up at once
 1      answers and plays the key script P, then stays on the line until the other side hangs
        up (at most 300 s)
-2      is busy: 486 (AMI ``OriginateResponse`` Reason 5)
+2      is busy: 486 (over PJSIP: ``OriginateResponse`` Reason 0, Hangup cause 17)
 3      rings and never answers (the caller's ring timeout ends it: Reason 3)
-4      congestion: 503 (Reason 8)
+4      congestion: 503 (Reason 0, Hangup cause 34)
 5      answers and says nothing until the other side hangs up
 6      unallocated number: 404 (a failed call)
 7      rings for the first digit of P seconds, then answers and plays the rest of P as in 1
