@@ -289,8 +289,9 @@ async def test_rule8_two_scheduler_processes_dial_every_task_once_on_asterisk(
             assert (t.status, t.outcome, len(by_task[t.id])) == expected[kind_of[t.id]], report
             if kind_of[t.id] == "rater":
                 assert t.result_rating_id is not None, report
-        # both processes dialled, and nobody else did
-        assert {a.scheduler_id for a in attempts} == set(scheduler_ids), report
+        # only these two processes dialled (which of them wins each claim is up to timing:
+        # one may take every task, and that is correct as long as each task is dialled once)
+        assert {a.scheduler_id for a in attempts} <= set(scheduler_ids), report
 
         # the carrier: every number received exactly one call per attempt, and nothing else
         assert {n: carrier_calls[n] for n in citizens} == {

@@ -127,8 +127,15 @@ async def _equals(ctx: AppContext, status: str, n: int) -> bool:
 async def test_sigkilled_forwarder_is_replaced_without_loss(
     tmp_path: Path, database_url: str
 ) -> None:
+    # After 80 acknowledgements the receiver holds every answer back, so the kill is sure to
+    # land while a batch is claimed and unacknowledged (not between two batches).
+    stalled = asyncio.Event()
+    release = asyncio.Event()
+
     async def slow(arrival: Arrival) -> web.StreamResponse | None:
         await asyncio.sleep(0.02)
+        if stalled.is_set():
+            await release.wait()
         return None
 
     async with Receiver(behaviour=slow) as rx:
@@ -142,6 +149,8 @@ async def test_sigkilled_forwarder_is_replaced_without_loss(
                                forwarder_request_timeout=0.5))
             proc = _spawn(env, log)
             await wait_until(lambda: _acked_at_least(rx, 80), within=60)
+            stalled.set()
+            await wait_until(lambda: _at_least(ctx, OutboxStatus.INFLIGHT, 1), within=30)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             async with ctx.db.sessions() as s:
@@ -153,6 +162,8 @@ async def test_sigkilled_forwarder_is_replaced_without_loss(
                 }
                 inflight = await _count(ctx, OutboxStatus.INFLIGHT)
             assert inflight > 0, "the kill did not land mid-batch"
+            stalled.clear()
+            release.set()
             proc = _spawn(env, log)
             total = sum(len(keys) for keys in rx.order.values())
             await wait_until(lambda: _equals(ctx, OutboxStatus.DELIVERED, total), within=60)
@@ -164,6 +175,10 @@ async def test_sigkilled_forwarder_is_replaced_without_loss(
     repeated = {k for k, n in rx.requests.items() if n > 1}
     assert not repeated & before, "a record recorded as delivered was sent again"
     assert rx.bad == [] and rx.out_of_order == [] and rx.concurrent == []
+
+
+async def _at_least(ctx: AppContext, status: str, n: int) -> bool:
+    return await _count(ctx, status) >= n
 
 
 async def _acked_at_least(rx: Receiver, n: int) -> bool:
