@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -287,8 +287,11 @@ async def finish_campaigns(session: AsyncSession, ctx: AppContext, now: dt.datet
 
 
 # ------------------------------------------------------------------ the manual list
-@dataclass(frozen=True)
-class ManualItem:
+class ManualItem(BaseModel):
+    """A task a person must follow up; also the API's response item."""
+
+    model_config = ConfigDict(frozen=True)
+
     task_id: int
     campaign_id: int | None
     campaign_name: str

@@ -100,19 +100,6 @@ class ManualQuery(BaseModel):
     campaign_id: int | None = None
 
 
-class ManualItemOut(BaseModel):
-    task_id: int
-    campaign_id: int | None
-    campaign_name: str
-    case_number: str | None
-    department_name: str | None
-    number_masked: str
-    attempts_made: int
-    why: str | None
-    last_outcome: str | None
-    deadline_at: dt.datetime | None
-
-
 class TaskPath(BaseModel):
     task_id: int
 
@@ -257,13 +244,13 @@ async def import_csv(request: web.Request) -> web.Response:
 
 @requires(*ROLES)
 @operation(summary="The manual follow-up list: citizens the dialer could not reach",
-           tags=TAGS, query=ManualQuery, responses={200: list[ManualItemOut]})
+           tags=TAGS, query=ManualQuery, responses={200: list[tasks.ManualItem]})
 async def manual_list(request: web.Request) -> web.Response:
     query = read_query(request, ManualQuery)
     ctx = app_ctx(request)
     async with ctx.db.sessions() as s:
         items = await tasks.manual_list(s, campaign_id=query.campaign_id)
-    return respond([ManualItemOut(**vars(i)) for i in items])
+    return respond(items)
 
 
 @requires(*ROLES)
