@@ -52,6 +52,8 @@ VAR_AGENT = "HOTLINE_AGENT"
 VAR_QUEUE = "HOTLINE_QUEUE"
 VAR_CASE = "HOTLINE_CASE_ID"
 VAR_DEPT = "HOTLINE_DEPT"
+#: set by the inbound hang-up handler for a caller no agent took (inbound.conf)
+VAR_ABANDONED = "HOTLINE_ABANDONED"
 #: set when the survey could not run properly, for the dialplan to branch on
 VAR_ERROR = "HOTLINE_AGI_ERROR"
 RECORDING_FORMAT = "wav"
@@ -93,6 +95,7 @@ async def read_call_info(channel: AgiChannel) -> CallInfo:
         queue=queue or None,
         case_number=await channel.get_variable(VAR_CASE) or None,
         department_code=await channel.get_variable(VAR_DEPT) or None,
+        abandoned=await channel.get_variable(VAR_ABANDONED) == "1",
     )
 
 
@@ -222,6 +225,9 @@ async def handle(ctx: AppContext, channel: AgiChannel) -> str:
         await _set_quietly(channel, RESULT_VARIABLE, value)
         return f"already_{existing.status}"
     if not live:
+        if info.abandoned:
+            logger.info("caller left the queue before any agent: abandoned")
+            return "abandoned"
         logger.info("caller gone before the survey: not rated")
         return "not_rated_hangup"
     outcome = await SurveyRunner(ctx, channel, store, logger).run()

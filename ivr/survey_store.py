@@ -44,6 +44,7 @@ class CallInfo:
     queue: str | None = None
     case_number: str | None = None
     department_code: str | None = None
+    abandoned: bool = False  # the caller left the queue before any agent answered
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,9 @@ class SurveyStore:
                 call.survey_status = SurveyStatus.IN_PROGRESS
                 call.survey_started_at = now
             else:
-                call.survey_status = SurveyStatus.NOT_RATED
+                call.survey_status = (
+                    SurveyStatus.ABANDONED if info.abandoned else SurveyStatus.NOT_RATED
+                )
                 call.ended_at = call.ended_at or now
         return None
 

@@ -74,6 +74,9 @@ class SurveyStatus:
     RATED = "rated"
     NOT_RATED = "not_rated"  # hung up before rating or pressed nothing
     DEFAULTED = "defaulted"  # window passed: a default 基本满意 rating was made
+    # left the queue before any agent answered: kept (rule 1: never lost, and visible for
+    # 邀评), but no service was given, so it is never defaulted to 基本满意
+    ABANDONED = "abandoned"
 
 
 class Call(TimestampMixin, Base):

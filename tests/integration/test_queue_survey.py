@@ -2,7 +2,8 @@
 (a Local-channel queue member named by its 工号) answers, talks and hangs up, and the caller
 continues into the survey; the stored rating carries that agent and queue. A caller who hangs
 up during the conversation hears no survey and is recorded as not rated; one who gives up in
-the queue, before any agent, has no service to rate and leaves no call record."""
+the queue, before any agent, is recorded as abandoned (rule 1: never lost) and, having had no
+service to rate, is never defaulted."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sandbox import testcall
 from sandbox.carrier import Carrier, HangUp, Pause, keys_number
 from sandbox.instance import AsteriskSandbox
 from storage.models import RatingKind, RatingSource, SurveyStatus
+from tests.integration.test_forwarder_support import wait_until
 
 pytestmark = pytest.mark.asterisk
 
@@ -67,7 +69,7 @@ async def test_caller_hanging_up_during_the_conversation_is_not_rated_without_a_
     assert call.channel is not None and call.channel.startswith("PJSIP/carrier-")
 
 
-async def test_caller_giving_up_in_the_queue_leaves_no_call_to_rate(
+async def test_rule1_caller_giving_up_in_the_queue_is_recorded_as_abandoned(
     asterisk: AsteriskSandbox, ami: AmiClient, hotline_service: AppContext
 ) -> None:
     # no member in the queue: the caller waits, then hangs up
@@ -79,6 +81,12 @@ async def test_caller_giving_up_in_the_queue_leaves_no_call_to_rate(
             async for event in hangups:
                 if event.get("Uniqueid") == placed.uniqueid:
                     break
-    await asyncio.sleep(1.0)  # a hang-up handler would have reached the service by now
+
+    async def recorded() -> bool:  # the hang-up handler reaches the service
+        return (await testcall.stored_outcome(hotline_service.db, placed.linkedid)).call is not None
+
+    await wait_until(recorded, within=10)
     outcome = await testcall.stored_outcome(hotline_service.db, placed.linkedid)
-    assert outcome.call is None and outcome.rating is None
+    assert outcome.call is not None and outcome.rating is None
+    assert outcome.call.survey_status == SurveyStatus.ABANDONED
+    assert outcome.call.agent_id is None and outcome.call.queue == "hotline"

@@ -71,11 +71,17 @@ async def test_within_the_window_nothing_happens(ctx: AppContext) -> None:
     assert await state(ctx, "d.2") == (SurveyStatus.NOT_RATED, None)
 
 
-@pytest.mark.parametrize("status", [SurveyStatus.RATED, SurveyStatus.DEFAULTED])
-async def test_rated_and_defaulted_calls_are_left_alone(ctx: AppContext, status: str) -> None:
+@pytest.mark.parametrize(
+    "status", [SurveyStatus.RATED, SurveyStatus.DEFAULTED, SurveyStatus.ABANDONED]
+)
+async def test_rated_defaulted_and_abandoned_calls_are_left_alone(
+    ctx: AppContext, status: str
+) -> None:
+    """Rule 2 defaults services not rated; a caller who left the queue before any agent had no
+    service, so the abandoned call stays abandoned and gets no invented 基本满意."""
     await add_call(ctx, "d.3", status, ended=NOW - dt.timedelta(days=30))
     assert (await defaults.run_once(ctx, NOW)).defaulted == 0
-    assert (await state(ctx, "d.3"))[1] is None
+    assert await state(ctx, "d.3") == (status, None)
 
 
 async def test_exactly_once_with_two_processes(ctx: AppContext) -> None:

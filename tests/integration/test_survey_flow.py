@@ -147,6 +147,19 @@ async def test_caller_already_gone_hears_nothing_and_is_not_rated(ctx: AppContex
     assert call.case_number == "GD20260301001"
 
 
+async def test_rule1_caller_who_left_the_queue_unserved_is_kept_as_abandoned(
+    ctx: AppContext,
+) -> None:
+    """The inbound hang-up handler marks a call no agent took (HOTLINE_ABANDONED=1)."""
+    variables = {**VARIABLES, "HOTLINE_ABANDONED": "1"}
+    variables.pop("HOTLINE_AGENT", None)
+    caller = SimulatedCaller(hung_up=True, variables=variables)
+    assert await run(ctx, caller) == "abandoned"
+    assert caller.played == []
+    call, rating = await call_and_rating(ctx)
+    assert call.survey_status == SurveyStatus.ABANDONED and rating is None
+
+
 async def test_second_survey_of_a_rated_call_does_not_run(ctx: AppContext) -> None:
     """Idempotent per call: one rating per linkedid, no second survey."""
     await run(ctx, SimulatedCaller(keys=["1"]))
