@@ -30,13 +30,13 @@ from storage import outbox
 from storage.models import OutboxEntry, OutboxStatus, Rating, RatingSource
 from storage.ratings import enqueue
 from tests.conftest import make_settings
+from tests.waiting import wait_until
 
 from .test_forwarder_support import (
     Arrival,
     Receiver,
     add_call_rating,
     add_case_ratings,
-    wait_until,
 )
 
 RATED = dt.datetime(2026, 3, 1, 16, 30, 5, tzinfo=dt.UTC)  # 2026-03-02 00:30:05 in Beijing

@@ -19,13 +19,13 @@ from sqlalchemy import func, select
 from hotline.context import AppContext
 from hotline.settings import PROJECT_ROOT
 from storage.models import OutboxEntry, OutboxStatus
+from tests.waiting import wait_until
 
 from .test_forwarder_support import (
     Arrival,
     Receiver,
     add_backlog,
     add_case_ratings,
-    wait_until,
 )
 
 

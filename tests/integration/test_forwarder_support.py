@@ -6,7 +6,6 @@ acknowledged, a request after the key was already acknowledged."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -294,10 +293,3 @@ async def add_backlog(
         ])
     return dict(order)
 
-
-async def wait_until(predicate: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)

@@ -17,7 +17,7 @@ from sandbox import testcall
 from sandbox.carrier import Carrier, HangUp, Pause, keys_number
 from sandbox.instance import AsteriskSandbox
 from storage.models import RatingKind, RatingSource, SurveyStatus
-from tests.integration.test_forwarder_support import wait_until
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.asterisk
 
