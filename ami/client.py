@@ -74,14 +74,13 @@ class _Pending:
 
 class EventStream:
     """Events matching a name filter, as an async iterator. Bounded: when the consumer falls
-    behind, the oldest events are dropped (counted in ``dropped``) rather than memory grow."""
+    behind, the oldest events are dropped (and logged) rather than memory grow."""
 
     def __init__(self, client: AmiClient, names: frozenset[str], maxsize: int) -> None:
         self._client = client
         self._names = names
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
         self._closed = False
-        self.dropped = 0
 
     def _offer(self, event: Event | None) -> None:
         if event is not None and self._names:
@@ -89,8 +88,10 @@ class EventStream:
             if name not in self._names and name not in _SYNTHETIC:
                 return
         while self._queue.full():
-            self._queue.get_nowait()
-            self.dropped += 1
+            lost = self._queue.get_nowait()
+            # a consumer this far behind may miss an outcome (the dialer then reconciles)
+            log.warning("AMI event dropped: consumer too slow",
+                        extra={"event": lost.name if lost else None})
         self._queue.put_nowait(event)
 
     async def get(self) -> Event:

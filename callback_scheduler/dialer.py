@@ -137,13 +137,8 @@ class Dialer:
         self._by_attempt: dict[int, _InFlight] = {}
         self._by_action: dict[str, _InFlight] = {}
         self._by_channel: dict[str, _InFlight] = {}
-        self.originates_sent = 0
 
     # ------------------------------------------------------------------ events
-    @property
-    def in_flight(self) -> set[int]:
-        return set(self._by_attempt)
-
     async def pump(self, stream: EventStream) -> None:
         """Route AMI events to the attempts they concern, until the stream closes."""
         async for event in stream:
@@ -198,12 +193,10 @@ class Dialer:
             log.error("cannot dial", extra={"attempt_id": claim.attempt_id, "error": str(exc)})
             return Outcome.FAILED, None, None
         try:
-            self.originates_sent += 1
             await self.ami.send(action, timeout=self.ctx.settings.ami_timeout)
             log.info("originate queued", extra={"attempt_id": claim.attempt_id,
                                                 "task_id": claim.task_id})
         except AmiNotConnected:
-            self.originates_sent -= 1
             return Outcome.SKIPPED, None, None  # never written: nobody is being called
         except (AmiActionError, ProtocolError) as exc:
             # refused by Asterisk, or not encodable (so never written): nobody was called, but

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from hotline.clock import format_local
@@ -34,19 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     revoke.set_defaults(handler=_revoke)
 
 
-def _with_context(settings: Settings, work: Callable[[AppContext], Awaitable[T]]) -> T:
-    """Like ``with_context``, naming the missing table when the schema is not there yet."""
-
-    async def checked(ctx: AppContext) -> T:
-        if not await tokens.table_exists(ctx.db):
-            raise CommandError(
-                "the api_tokens table does not exist; run `hotline db upgrade` first"
-            )
-        return await work(ctx)
-
-    return with_context(settings, checked)
-
-
 def _create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(ctx: AppContext) -> tuple[int, str]:
         async with ctx.db.transaction() as session:
@@ -54,7 +40,7 @@ def _create(settings: Settings, args: argparse.Namespace) -> int:
             return row.id, secret
 
     try:
-        token_id, secret = _with_context(settings, work)
+        token_id, secret = with_context(settings, work)
     except tokens.TokenError as exc:
         raise CommandError(str(exc)) from exc
     # Only the secret on stdout, so `TOKEN=$(hotline token create ...)` works; the rest is
@@ -73,7 +59,7 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
         async with ctx.db.sessions() as session:
             return await tokens.list_tokens(session)
 
-    rows = _with_context(settings, work)
+    rows = with_context(settings, work)
     print(f"{'ID':>5}  {'ROLE':<10}  {'CREATED':<19}  {'REVOKED':<19}  NAME")
     for row in rows:
         revoked = format_local(row.revoked_at, settings.tz) if row.revoked_at else "-"
@@ -87,7 +73,7 @@ def _revoke(settings: Settings, args: argparse.Namespace) -> int:
         async with ctx.db.transaction() as session:
             return await tokens.revoke_token(session, args.id)
 
-    row = _with_context(settings, work)
+    row = with_context(settings, work)
     if row is None or row.revoked_at is None:
         raise CommandError(f"no token with id {args.id}")
     when = format_local(row.revoked_at, settings.tz)

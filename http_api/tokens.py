@@ -12,11 +12,10 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import inspect, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.clock import utcnow
-from storage.db import Database
 from storage.models import ApiToken
 
 #: The roles a token can carry. ``admin`` may do everything (see ``Principal.may``).
@@ -97,10 +96,3 @@ async def revoke_token(session: AsyncSession, token_id: int) -> ApiToken | None:
 async def list_tokens(session: AsyncSession) -> list[ApiToken]:
     return list(await session.scalars(select(ApiToken).order_by(ApiToken.id)))
 
-
-async def table_exists(db: Database) -> bool:
-    """Whether the ``api_tokens`` table is there (i.e. ``hotline db upgrade`` has run)."""
-    async with db.engine.connect() as conn:
-        return await conn.run_sync(
-            lambda sync_conn: inspect(sync_conn).has_table(ApiToken.__tablename__)
-        )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -88,11 +87,3 @@ async def test_bad_role_or_name_is_refused(db: Database) -> None:
         with pytest.raises(tokens.TokenError, match="name"):
             await tokens.create_token(session, name="n" * 129, role="agent")
 
-
-async def test_table_exists(db: Database, tmp_path: Path) -> None:
-    assert await tokens.table_exists(db)
-    empty = Database(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
-    try:
-        assert not await tokens.table_exists(empty)
-    finally:
-        await empty.close()
