@@ -244,3 +244,20 @@ async def test_close_ends_streams(fake: FakeAmi) -> None:
     names = [event.name async for event in stream]
     assert names == [CLIENT_DISCONNECTED]
     assert fake.actions("Logoff")
+
+
+async def test_a_consumer_too_slow_loses_the_oldest_events_loudly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Memory stays bounded, and the loss is logged: a lost OriginateResponse makes the
+    dialer reconcile, and a person reading the log must be able to see why."""
+    from ami.protocol import Event
+
+    ami = AmiClient("127.0.0.1", 1, "hotline", SECRET, keepalive=None)
+    stream = ami.events("Hangup", maxsize=2)
+    for uniqueid in ("1", "2", "3"):
+        stream._offer(Event((("Event", "Hangup"), ("Uniqueid", uniqueid))))
+    got = [(await stream.get()).get("Uniqueid") for _ in range(2)]
+    assert got == ["2", "3"]
+    assert "AMI event dropped" in caplog.text
+    stream.close()
