@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from forwarder.worker import Forwarder
-from hotline.context import AppContext
+from service.context import AppContext
 from storage import migrate, outbox
 from tests.integration.test_forwarder_support import Receiver, add_backlog
 

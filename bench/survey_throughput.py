@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.survey_throughput --calls 2000 --concurrency 50
     .venv/bin/python -m bench.survey_throughput --database-url postgresql+asyncpg://...  # migrated
 
-Asterisk is played by ``ivr.testing`` over real TCP (the wire protocol and parsing are real;
+Asterisk is played by ``ivr.agi.simulated`` over real TCP (the wire protocol and parsing are real;
 only Asterisk's media is not). The baseline is a route that does the same FastAGI handshake
 and one GET FULL VARIABLE but no survey and no database: the ratio survey/baseline says what
 the survey's logic and its per-step saves cost, independent of how busy this machine is.
@@ -20,12 +20,12 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from hotline.context import AppContext
 from hotline.settings import load_settings
-from ivr.channel import AgiChannel
-from ivr.fastagi import FastAgiServer
-from ivr.server import ROUTES
-from ivr.testing import SimulatedCaller, environment_lines, fastagi_call
+from ivr.agi.channel import AgiChannel
+from ivr.agi.server import FastAgiServer
+from ivr.agi.simulated import SimulatedCaller, environment_lines, fastagi_call
+from service.agi import ROUTES
+from service.context import AppContext
 from storage import migrate
 
 _ids = itertools.count(1)

@@ -11,7 +11,7 @@ Layout (pure policy first, I/O at the edges):
 - ``csvimport``    CSV rows for a campaign, validated all-or-nothing
 - ``cases``, ``campaigns``, ``tasks``, ``claims``, ``results``  the database side
 - ``dialer``       AMI Originate and the events that end each attempt; reconciliation
-- ``followup_agi`` the FastAGI ``callback`` route (registered in ivr/server.py)
+- ``followup_agi`` the FastAGI ``callback`` route (registered in service/agi.py)
 - ``worker``       the ``serve_scheduler`` worker of ``hotline serve``
 - ``cli``          ``hotline campaign ...`` and ``hotline callback ...``
 

@@ -28,8 +28,8 @@ from callback_scheduler.rules import CampaignKind, CampaignRules, RulesError, re
 from callback_scheduler.tables import SYSTEM_CASE_FOLLOWUP, SYSTEM_PREFIX
 from callback_scheduler.tasks import MANUAL_REACHED, is_system, new_task, rules_for
 from callback_scheduler.windows import end_of_day, task_deadline
-from hotline.context import AppContext
 from hotline.privacy import ProtectedNumber
+from service.context import AppContext
 from storage.models import (
     Call,
     CallbackTask,

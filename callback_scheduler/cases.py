@@ -19,8 +19,8 @@ from callback_scheduler.campaigns import standing_campaign
 from callback_scheduler.lifecycle import TaskStatus
 from callback_scheduler.tasks import new_task, rules_for
 from callback_scheduler.windows import end_of_day, local_date
-from hotline.context import AppContext
 from hotline.privacy import ProtectedNumber
+from service.context import AppContext
 from storage.models import Call, CallbackTask, Case, CaseStatus, Rating
 
 log = logging.getLogger("hotline.callback")

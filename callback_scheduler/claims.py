@@ -33,7 +33,7 @@ from callback_scheduler.pacing import Limits, Load, Pacer, Request
 from callback_scheduler.rules import CampaignRules, Outcome, RulesError
 from callback_scheduler.tasks import apply_plan, rules_for
 from callback_scheduler.windows import why_not_now
-from hotline.context import AppContext
+from service.context import AppContext
 from storage.models import CallbackAttempt, CallbackTask, Campaign, DoNotCall
 
 log = logging.getLogger("hotline.callback")

@@ -18,10 +18,10 @@ from callback_scheduler import csvimport, tasks
 from callback_scheduler.results import Answer
 from callback_scheduler.rules import CampaignKind
 from hotline.clock import format_local, utcnow
-from hotline.commands import CommandError, with_context
-from hotline.context import AppContext
 from hotline.levels import Level
 from hotline.settings import Settings
+from service.commands import CommandError, with_context
+from service.context import AppContext
 
 T = TypeVar("T")
 

@@ -53,8 +53,8 @@ from callback_scheduler.followup_agi import VAR_ATTEMPT
 from callback_scheduler.lifecycle import AttemptStatus
 from callback_scheduler.rules import Outcome
 from hotline.clock import utcnow
-from hotline.context import AppContext
 from hotline.privacy import normalise_number
+from service.context import AppContext
 
 log = logging.getLogger("hotline.callback.dialer")
 

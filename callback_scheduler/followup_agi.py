@@ -1,5 +1,5 @@
 """The FastAGI route ``callback``: runs :mod:`callback_scheduler.followup` on the answered
-回访 / 邀评 call. Registered in ivr/server.py's route table; the dialplan context
+回访 / 邀评 call. Registered in service/agi.py's route table; the dialplan context
 (``callback_context``, ivr/dialplans/callback.conf) calls ``AGI(${HOTLINE_FASTAGI}/callback)``.
 
 The dialer sets ``CALLBACK_ATTEMPT_ID`` on the channel it originates; everything else (case,
@@ -26,11 +26,11 @@ from callback_scheduler.results import Answer
 from callback_scheduler.rules import Outcome
 from callback_scheduler.tasks import record_ivr_result
 from hotline.clock import utcnow
-from hotline.context import AppContext
 from hotline.privacy import ProtectedNumber
-from ivr import agi_protocol as p
 from ivr import prompts
-from ivr.channel import AgiChannel, CallLog, ChannelGone, MediaError
+from ivr.agi import protocol as p
+from ivr.agi.channel import AgiChannel, CallLog, ChannelGone, MediaError
+from service.context import AppContext
 from storage.models import CallbackAttempt, CallbackTask, Case
 from storage.ratings import release
 

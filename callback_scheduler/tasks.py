@@ -28,8 +28,8 @@ from callback_scheduler.lifecycle import (
 from callback_scheduler.results import Answer, store_answer
 from callback_scheduler.rules import CampaignRules, Outcome, resolve
 from callback_scheduler.tables import SYSTEM_PREFIX
-from hotline.context import AppContext
 from hotline.privacy import ProtectedNumber
+from service.context import AppContext
 from storage.models import CallbackAttempt, CallbackTask, Campaign, Case, RatingSource
 
 log = logging.getLogger("hotline.callback")

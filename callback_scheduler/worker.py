@@ -23,7 +23,7 @@ from callback_scheduler import tasks
 from callback_scheduler.claims import claim
 from callback_scheduler.dialer import Ami, Dialer
 from hotline.clock import utcnow
-from hotline.context import AppContext
+from service.context import AppContext
 
 log = logging.getLogger("hotline.callback.worker")
 

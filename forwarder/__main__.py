@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hotline.commands import CommandError
 from hotline.settings import SettingsError, load_settings
+from service.commands import CommandError
 
 from .cli import _run
 

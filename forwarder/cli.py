@@ -10,9 +10,9 @@ from typing import TypeVar
 
 from hotline import logs
 from hotline.clock import format_local
-from hotline.commands import CommandError, with_context
-from hotline.context import AppContext
 from hotline.settings import Settings
+from service.commands import CommandError, with_context
+from service.context import AppContext
 from storage import outbox
 from storage.models import OutboxEntry
 

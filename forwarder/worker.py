@@ -34,8 +34,8 @@ import aiohttp
 from sqlalchemy.exc import SQLAlchemyError
 
 from hotline.clock import utcnow
-from hotline.context import AppContext
 from hotline.logs import redact
+from service.context import AppContext
 from storage import outbox
 from storage.models import OutboxEntry
 

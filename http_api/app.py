@@ -34,10 +34,10 @@ from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
-from hotline.context import AppContext
 from http_api.auth import auth_middleware, check_routes
 from http_api.errors import error_middleware
 from http_api.keys import CTX
+from service.context import AppContext
 
 log = logging.getLogger("hotline.http")
 

@@ -24,13 +24,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ami.client import AmiClient, AmiError
-from hotline.context import AppContext
 from http_api.auth import requires
 from http_api.bodies import read_json, read_path, respond
 from http_api.errors import ApiError
 from http_api.keys import app_ctx, principal
 from http_api.openapi import ErrorBody, Response, operation
 from ivr import handoff
+from service.context import AppContext
 from storage.models import Call, SurveyStatus
 
 log = logging.getLogger("hotline.http.calls")

@@ -20,7 +20,6 @@ from callback_scheduler import csvimport, tasks
 from callback_scheduler.results import Answer
 from callback_scheduler.rules import CampaignKind
 from hotline.clock import utcnow
-from hotline.context import AppContext
 from hotline.levels import Level
 from http_api.auth import requires
 from http_api.bodies import read_json, read_path, read_query, respond
@@ -28,6 +27,7 @@ from http_api.cases import TaskOut, task_out
 from http_api.errors import ApiError
 from http_api.keys import app_ctx, principal
 from http_api.openapi import operation
+from service.context import AppContext
 
 TAGS = ["campaigns"]
 ROLES = ("supervisor",)

@@ -13,13 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from callback_scheduler import cases as svc
 from hotline.clock import utcnow
-from hotline.context import AppContext
 from hotline.privacy import normalise_number
 from http_api.auth import requires
 from http_api.bodies import read_json, read_path, respond
 from http_api.errors import ApiError
 from http_api.keys import app_ctx
 from http_api.openapi import Response, operation
+from service.context import AppContext
 from storage.models import CallbackTask, Case
 
 TAGS = ["cases"]

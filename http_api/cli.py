@@ -7,10 +7,10 @@ import sys
 from typing import TypeVar
 
 from hotline.clock import format_local
-from hotline.commands import CommandError, with_context
-from hotline.context import AppContext
 from hotline.settings import Settings
 from http_api import tokens
+from service.commands import CommandError, with_context
+from service.context import AppContext
 from storage.models import ApiToken
 
 T = TypeVar("T")

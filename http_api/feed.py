@@ -25,12 +25,12 @@ from forwarder.lookup import extras
 from forwarder.profile import Profile, ProfileError
 from forwarder.profile import load as load_profile
 from forwarder.record import Extra, build_record
-from hotline.context import AppContext
 from http_api.auth import requires
 from http_api.bodies import read_query, respond
 from http_api.errors import ApiError
 from http_api.keys import app_ctx
 from http_api.openapi import operation
+from service.context import AppContext
 from storage import outbox
 
 log = logging.getLogger("hotline.http.feed")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hotline.context import AppContext
 from http_api.tokens import Principal
+from service.context import AppContext
 
 CTX: web.AppKey[AppContext] = web.AppKey("hotline_ctx", AppContext)
 

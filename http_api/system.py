@@ -9,12 +9,12 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel
 
-from hotline.context import AppContext
 from http_api.auth import public
 from http_api.bodies import respond
 from http_api.errors import ApiError
 from http_api.keys import app_ctx
 from http_api.openapi import ErrorBody, Response, build_document, operation
+from service.context import AppContext
 
 log = logging.getLogger("hotline.http")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from hotline.context import AppContext
 from hotline.settings import Settings
 from ivr import prompts
+from service.context import AppContext
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _build(settings: Settings, args: argparse.Namespace) -> int:
-    from hotline.commands import CommandError
+    from service.commands import CommandError
 
     try:
         report = prompts.build_prompts(settings, force=args.force)

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from sqlalchemy import and_, func, or_, select, update
 
 from hotline.clock import as_utc, to_local, utcnow
-from hotline.context import AppContext
 from hotline.levels import DEFAULT_LEVEL
+from service.context import AppContext
 from storage.models import Call, Case, Rating, RatingKind, RatingSource, SurveyStatus
 from storage.ratings import RatingInput, project_no_for_call, save_rating
 

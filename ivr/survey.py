@@ -35,7 +35,7 @@ from hotline.levels import KeypadMap, Level
 from ivr import prompts
 
 if TYPE_CHECKING:
-    from hotline.context import AppContext
+    from service.context import AppContext
 
 REPEAT_KEYS = frozenset({"0", "*"})
 RESULT_VARIABLE = "SURVEY_RESULT"

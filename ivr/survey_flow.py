@@ -17,10 +17,9 @@ import logging
 import re
 from typing import Any
 
-from hotline.context import AppContext
-from ivr import agi_protocol as p
 from ivr import prompts
-from ivr.channel import AgiChannel, CallLog, ChannelGone, MediaError
+from ivr.agi import protocol as p
+from ivr.agi.channel import AgiChannel, CallLog, ChannelGone, MediaError
 from ivr.survey import (
     NOT_RATED_VALUE,
     RESULT_VARIABLE,
@@ -43,6 +42,7 @@ from ivr.survey import (
     Timeout,
 )
 from ivr.survey_store import CallInfo, SurveyStore
+from service.context import AppContext
 from storage.models import SurveyStatus
 
 log = logging.getLogger("hotline.ivr.survey")

@@ -15,9 +15,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from hotline.clock import utcnow
-from hotline.context import AppContext
 from hotline.levels import Level
 from ivr.survey import Save
+from service.context import AppContext
 from storage.models import Call, Case, Rating, RatingKind, RatingSource, SurveyStatus
 from storage.ratings import RatingInput, project_no_for_call, release, save_rating
 

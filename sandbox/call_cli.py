@@ -19,14 +19,14 @@ from dataclasses import dataclass
 
 from ami.client import AmiClient, AmiError
 from hotline import logs
-from hotline.commands import CommandError
-from hotline.context import AppContext
 from hotline.levels import Level
 from hotline.settings import Settings
 from sandbox import testcall
 from sandbox.carrier import Carrier, keys_number, running
 from sandbox.instance import AsteriskSandbox
 from sandbox.root import SandboxError
+from service.commands import CommandError
+from service.context import AppContext
 
 #: seconds after the agent hangs up before the first key: inside the survey's intro prompt
 INTRO_LEAD = 3

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from hotline.commands import CommandError
 from hotline.settings import Settings
 from sandbox.instance import AsteriskSandbox
 from sandbox.root import SandboxError, build_root
+from service.commands import CommandError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hotline.context import AppContext
 from hotline.settings import Settings, load_settings
+from service.context import AppContext
 from storage import migrate
 
 pytest_plugins = ["tests.fixtures_asterisk", "tests.fixtures_carrier"]

@@ -5,7 +5,7 @@ instance over the PJSIP trunk, on the ports and run directory derived from it (A
 SIP port + 1, RTP range above the hotline's; ``<run dir>-carrier``), exactly as ``hotline call``
 derives them. Numbering scheme of its simulated citizens: sandbox/carrier.py.
 ``carrier_ami``: an AMI client logged in to the carrier, closed after the test.
-``hotline_service`` (module): the service's real FastAGI worker (``ivr.server.run``) on the
+``hotline_service`` (module): the service's real FastAGI worker (``service.agi.run``) on the
 sandbox's FastAGI port, with a fresh SQLite database and the real prompts (espeak-ng), so the
 survey runs for real; yields its :class:`AppContext` (``.db`` to read what calls stored). Module
 scope: another module may start its own server on the same port once this one has stopped.
@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 
 from ami.client import AmiClient, AmiError
-from hotline.context import AppContext
-from ivr import prompts, server
+from ivr import prompts
 from sandbox.carrier import Carrier
 from sandbox.instance import AsteriskSandbox
 from sandbox.root import SandboxError
+from service import agi as server
+from service.context import AppContext
 
 #: the survey's digit timeout in these tests: short, so silence paths end quickly
 DIGIT_TIMEOUT_MS = 3000

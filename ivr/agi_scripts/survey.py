@@ -19,11 +19,11 @@ import sys
 from collections.abc import Sequence
 
 from hotline import logs
-from hotline.context import AppContext
 from hotline.settings import Settings, SettingsError, load_settings
-from ivr.channel import AgiChannel, ChannelGone
-from ivr.fastagi import VAR_ERROR, load_handler
-from ivr.server import ROUTES
+from ivr.agi.channel import AgiChannel, ChannelGone
+from ivr.agi.server import VAR_ERROR, load_handler
+from service.agi import ROUTES
+from service.context import AppContext
 
 
 class FdWriter:

@@ -31,10 +31,9 @@ from callback_scheduler.followup_agi import department_prompt
 from callback_scheduler.followup_agi import handle as callback_route
 from callback_scheduler.tasks import manual_list
 from hotline.clock import utcnow
-from hotline.context import AppContext
 from hotline.settings import DEFAULT_CALLBACK_RETRY_MINUTES, Settings
 from ivr import prompts
-from ivr.fastagi import FastAgiServer
+from ivr.agi.server import FastAgiServer
 from sandbox.carrier import (
     Behaviour,
     Carrier,
@@ -47,6 +46,7 @@ from sandbox.carrier import (
     running,
 )
 from sandbox.instance import AsteriskSandbox
+from service.context import AppContext
 from storage.models import CallbackAttempt, CallbackTask, Rating
 from tests.integration.test_callback_store import closed_bad_case
 

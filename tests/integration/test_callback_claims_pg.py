@@ -22,8 +22,8 @@ from callback_scheduler import tasks
 from callback_scheduler.claims import claim
 from callback_scheduler.lifecycle import ACTIVE_ATTEMPT_STATUSES
 from callback_scheduler.rules import Outcome
-from hotline.context import AppContext
 from hotline.settings import PROJECT_ROOT
+from service.context import AppContext
 from storage.models import CallbackAttempt, CallbackTask
 from tests.conftest import make_settings
 from tests.integration.test_callback_store import NOW, closed_bad_case

@@ -27,8 +27,8 @@ from callback_scheduler.claims import claim
 from callback_scheduler.dialer import Dialer
 from callback_scheduler.results import Answer
 from callback_scheduler.rules import Outcome
-from hotline.context import AppContext
 from hotline.levels import Level
+from service.context import AppContext
 from storage.models import CallbackAttempt, CallbackTask
 from tests.conftest import make_settings
 from tests.integration.test_callback_store import NOW, closed_bad_case

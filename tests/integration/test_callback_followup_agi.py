@@ -1,4 +1,4 @@
-"""The FastAGI ``callback`` route over a simulated Asterisk (ivr.testing), on SQLite and
+"""The FastAGI ``callback`` route over a simulated Asterisk (ivr.agi.simulated), on SQLite and
 PostgreSQL: DOMAIN.md rule 5 (the 回访 result is stored as 一事一评, assessNumber 2, and
 forwarded like any rating; "未解决" or a 差评 flags the case) and rule 8 (do-not-call key)."""
 
@@ -16,9 +16,9 @@ from callback_scheduler import tasks
 from callback_scheduler.claims import Claim, claim
 from callback_scheduler.followup_agi import VAR_ATTEMPT, handle
 from callback_scheduler.rules import Outcome
-from hotline.context import AppContext
-from ivr import server
-from ivr.testing import SimulatedCaller, environment_lines, memory_channel
+from ivr.agi.simulated import SimulatedCaller, environment_lines, memory_channel
+from service import agi as server
+from service.context import AppContext
 from storage.models import CallbackAttempt, CallbackTask, Case, DoNotCall, OutboxEntry, Rating
 from tests.conftest import make_settings
 from tests.integration.test_callback_store import NOW, closed_bad_case

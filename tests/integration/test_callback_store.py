@@ -26,8 +26,8 @@ from callback_scheduler.cases import (
 from callback_scheduler.claims import claim, why_not_dial
 from callback_scheduler.results import Answer
 from callback_scheduler.rules import Outcome
-from hotline.context import AppContext
 from hotline.levels import Level
+from service.context import AppContext
 from storage.models import (
     Call,
     CallbackAttempt,

@@ -36,11 +36,11 @@ from ami.client import AmiClient
 from callback_scheduler import campaigns as camp
 from callback_scheduler.lifecycle import ACTIVE_ATTEMPT_STATUSES
 from hotline.clock import utcnow
-from hotline.context import AppContext
 from hotline.settings import DEFAULT_CALLBACK_RETRY_MINUTES, Settings
 from ivr import prompts
 from sandbox.carrier import Behaviour, Carrier, Press, keys_number, number, random_tag
 from sandbox.instance import AsteriskSandbox
+from service.context import AppContext
 from storage.models import CallbackAttempt, CallbackTask, Campaign, SurveyStatus
 from tests.integration.test_callback_store import add_call
 
@@ -108,7 +108,7 @@ async def schedulers(settings: Settings, url: str, tmp_path: Path) -> AsyncItera
             log = tmp_path / f"serve-{name}.log"
             with log.open("wb") as out:
                 process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "hotline.cli", "serve", "--no-migrate",
+                    sys.executable, "-m", "service.cli", "serve", "--no-migrate",
                     env=_env(settings, tmp_path / f"data-{name}", url, fastagi=fastagi),
                     cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
                 )

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from ami.client import AmiClient
 from callback_scheduler import worker
-from hotline.context import AppContext
-from hotline.service import WORKERS
+from service.context import AppContext
+from service.serve import WORKERS
 from storage.models import CallbackAttempt, CallbackTask
 from tests.conftest import make_settings
 from tests.integration.test_callback_dialer import SECRET, FakeAsterisk, fake  # noqa: F401

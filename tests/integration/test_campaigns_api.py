@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from callback_scheduler.lifecycle import TaskStatus
-from hotline.context import AppContext
+from service.context import AppContext
 from storage.models import CallbackTask, SurveyStatus
 from tests.integration.test_callback_store import NOW, NUMBER, add_call, closed_bad_case
 from tests.integration.test_cases_api import Client, bearer, client  # noqa: F401 (fixture)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from hotline import cli
-from hotline.context import AppContext
+from service import cli
+from service.context import AppContext
 from storage.models import CallbackTask, DoNotCall
 from tests.conftest import make_settings
 from tests.integration.test_callback_store import NUMBER, closed_bad_case

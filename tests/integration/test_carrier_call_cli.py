@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from hotline import cli
-from hotline.context import AppContext
 from sandbox.carrier import Carrier
 from sandbox.instance import AsteriskSandbox
+from service import cli
+from service.context import AppContext
 
 pytestmark = pytest.mark.asterisk
 

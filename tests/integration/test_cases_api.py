@@ -9,10 +9,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from hotline.context import AppContext
 from hotline.levels import Level
 from http_api import tokens
 from http_api.app import build_app
+from service.context import AppContext
 from tests.integration.test_callback_store import NUMBER, add_call, rate_call
 from tests.unit.test_http_openapi import assert_valid_openapi
 

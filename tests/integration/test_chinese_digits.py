@@ -29,9 +29,9 @@ from pathlib import Path
 import pytest
 
 from ami.client import AmiClient
-from ivr import agi_protocol as p
 from ivr import prompts
-from ivr.channel import AgiChannel
+from ivr.agi import protocol as p
+from ivr.agi.channel import AgiChannel
 from sandbox.carrier import Behaviour, Carrier, number, random_tag
 from sandbox.instance import AsteriskSandbox
 from sandbox.root import CHROOT_RUN_DIR

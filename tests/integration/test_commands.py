@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from hotline.commands import CommandError, with_context
-from hotline.context import AppContext
+from service.commands import CommandError, with_context
+from service.context import AppContext
 from storage.models import ApiToken
 from tests.conftest import _pg_admin, _pg_url, make_settings
 

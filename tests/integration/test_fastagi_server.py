@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from hotline.context import AppContext
-from ivr import prompts, server
-from ivr.channel import AgiChannel
-from ivr.fastagi import FastAgiServer, Handler
+from ivr import prompts
+from ivr.agi.channel import AgiChannel
+from ivr.agi.server import FastAgiServer, Handler
+from ivr.agi.simulated import SimulatedCaller, environment_lines, fastagi_call, split_args
 from ivr.survey_flow import record_rejected
-from ivr.testing import SimulatedCaller, environment_lines, fastagi_call, split_args
+from service import agi as server
+from service.context import AppContext
 from storage.models import Call, Rating, SurveyStatus
 
 HOST = "127.0.0.1"

@@ -17,10 +17,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from hotline.clock import utcnow
-from hotline.context import AppContext
 from hotline.levels import Level
 from http_api import tokens
 from http_api.app import build_app
+from service.context import AppContext
 from storage.db import Database
 from storage.models import OutboxEntry, Rating, RatingKind, RatingSource
 from storage.ratings import RatingInput, enqueue, release, save_rating

@@ -22,10 +22,10 @@ from sqlalchemy import select
 from forwarder import cli as fcli
 from forwarder.worker import Forwarder
 from hotline.clock import utcnow
-from hotline.context import AppContext
 from hotline.levels import Level
 from hotline.logs import JsonFormatter
 from hotline.settings import Settings
+from service.context import AppContext
 from storage import outbox
 from storage.models import OutboxEntry, OutboxStatus, Rating, RatingSource
 from storage.ratings import enqueue

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select, update
 
 from hotline.clock import utcnow
-from hotline.context import AppContext
 from hotline.levels import Level
+from service.context import AppContext
 from storage import outbox
 from storage.db import Database
 from storage.models import OutboxEntry, OutboxStatus, RatingKind, RatingSource

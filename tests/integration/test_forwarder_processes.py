@@ -16,8 +16,8 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import func, select
 
-from hotline.context import AppContext
 from hotline.settings import PROJECT_ROOT
+from service.context import AppContext
 from storage.models import OutboxEntry, OutboxStatus
 from tests.waiting import wait_until
 

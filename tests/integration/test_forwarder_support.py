@@ -22,9 +22,9 @@ from aiohttp import web
 
 from forwarder import sm2
 from hotline.clock import utcnow
-from hotline.context import AppContext
 from hotline.levels import Level
 from hotline.settings import Settings
+from service.context import AppContext
 from storage.models import Call, Case, OutboxEntry, Rating, RatingKind, RatingSource
 from storage.ratings import RatingInput, project_no_for_call, save_rating, snapshot
 from tests.conftest import make_settings

@@ -13,12 +13,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from ami.client import AmiClient
-from hotline.context import AppContext
 from http_api import tokens
 from http_api.app import build_app
 from sandbox import testcall
 from sandbox.carrier import Carrier, HangUp, Pause, keys_number
 from sandbox.instance import AsteriskSandbox
+from service.context import AppContext
 from storage.models import SurveyStatus
 
 pytestmark = pytest.mark.asterisk

@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from hotline.context import AppContext
 from http_api import tokens
 from http_api.app import build_app
+from service.context import AppContext
 from tests.conftest import make_settings
 
 Client = TestClient[web.Request, web.Application]

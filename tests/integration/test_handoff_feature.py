@@ -10,10 +10,10 @@ import pytest
 
 from ami.client import AmiClient
 from hotline.clock import utcnow
-from hotline.context import AppContext
 from sandbox import testcall
 from sandbox.carrier import Carrier, Press, keys_number
 from sandbox.instance import AsteriskSandbox
+from service.context import AppContext
 from storage.models import SurveyStatus
 
 pytestmark = pytest.mark.asterisk

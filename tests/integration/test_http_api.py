@@ -17,14 +17,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel
 
-from hotline import cli
-from hotline.context import AppContext
 from http_api import tokens
 from http_api.app import build_app, run
 from http_api.auth import public, requires
 from http_api.bodies import read_json, respond
 from http_api.keys import principal
 from http_api.openapi import operation
+from service import cli
+from service.context import AppContext
 from tests.conftest import make_settings
 from tests.unit.test_http_openapi import assert_valid_openapi
 

@@ -9,10 +9,10 @@ import asyncio
 import pytest
 
 from ami.client import AmiClient
-from hotline.context import AppContext
 from sandbox import testcall
 from sandbox.carrier import Carrier, keys_number
 from sandbox.instance import AsteriskSandbox
+from service.context import AppContext
 from storage.models import SurveyStatus
 
 pytestmark = pytest.mark.asterisk

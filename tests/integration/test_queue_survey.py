@@ -12,10 +12,10 @@ import asyncio
 import pytest
 
 from ami.client import AmiClient
-from hotline.context import AppContext
 from sandbox import testcall
 from sandbox.carrier import Carrier, HangUp, Pause, keys_number
 from sandbox.instance import AsteriskSandbox
+from service.context import AppContext
 from storage.models import RatingKind, RatingSource, SurveyStatus
 from tests.waiting import wait_until
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from hotline.context import AppContext
 from hotline.levels import Level
+from service.context import AppContext
 from storage.models import Case, RatingKind, RatingSource
 from storage.ratings import RatingInput, save_rating
 from tests.conftest import make_settings

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from hotline.clock import format_local, utcnow
-from hotline.context import AppContext
 from hotline.levels import Level
+from service.context import AppContext
 from storage import migrate
 from storage.models import Call, OutboxEntry, OutboxStatus, Rating, RatingKind, RatingSource
 from storage.ratings import RatingInput, project_no_for_call, release, save_rating

@@ -22,12 +22,12 @@ import pytest
 from sqlalchemy import select
 
 from ami.client import AmiClient
-from hotline.context import AppContext
 from ivr import prompts
-from ivr.channel import AgiChannel
-from ivr.fastagi import FastAgiServer
+from ivr.agi.channel import AgiChannel
+from ivr.agi.server import FastAgiServer
 from ivr.survey_flow import handle
 from sandbox.instance import AsteriskSandbox
+from service.context import AppContext
 from storage.models import Call, Rating, SurveyStatus
 
 pytestmark = pytest.mark.asterisk

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from hotline.context import AppContext
 from hotline.settings import PROJECT_ROOT
-from ivr.testing import SimulatedCaller, environment_lines
+from ivr.agi.simulated import SimulatedCaller, environment_lines
+from service.context import AppContext
 from storage.models import Call, Rating, SurveyStatus
 
 

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from hotline.clock import BEIJING
-from hotline.context import AppContext
 from hotline.levels import DEFAULT_LEVEL, Level
 from ivr import defaults
+from service.context import AppContext
 from storage.models import Call, OutboxEntry, Rating, RatingSource, SurveyStatus
 from storage.ratings import RatingInput, project_no_for_call, save_rating
 

@@ -8,13 +8,13 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from hotline.clock import utcnow
-from hotline.context import AppContext
 from hotline.levels import Level
 from ivr import prompts as P
+from ivr.agi.simulated import SimulatedCaller, environment_lines, memory_channel
 from ivr.survey import Save
 from ivr.survey_flow import handle
 from ivr.survey_store import CallInfo, SurveyStore
-from ivr.testing import SimulatedCaller, environment_lines, memory_channel
+from service.context import AppContext
 from storage.models import Call, Case, OutboxEntry, Rating, SurveyStatus
 
 LINKEDID = "1700000000.5"

@@ -1,4 +1,4 @@
-"""The AGI session object (ivr.channel): hang-ups in every form Asterisk delivers them (HANGUP
+"""The AGI session object (ivr.agi.channel): hang-ups in every form Asterisk delivers them (HANGUP
 line before the reply or twice, 511, EOF at any moment), timeouts, and telling a missing sound
 file from a hang-up (both answer -1)."""
 
@@ -8,9 +8,9 @@ import asyncio
 
 import pytest
 
-from ivr import agi_protocol as p
-from ivr.channel import AgiChannel, AgiCommandError, AgiTimeout, ChannelHungUp, MediaError
-from ivr.testing import environment_lines, memory_channel
+from ivr.agi import protocol as p
+from ivr.agi.channel import AgiChannel, AgiCommandError, AgiTimeout, ChannelHungUp, MediaError
+from ivr.agi.simulated import environment_lines, memory_channel
 
 
 def scripted(*replies: list[str] | None) -> tuple[list[str], object]:

@@ -1,12 +1,12 @@
-"""The AGI wire protocol (ivr.agi_protocol): every reply format of res/res_agi.c in Asterisk 22
+"""The AGI wire protocol (ivr.agi.protocol): every reply format of res/res_agi.c in Asterisk 22
 that the survey meets, the environment block, and quoting that parse_args reads back intact."""
 
 from __future__ import annotations
 
 import pytest
 
-from ivr import agi_protocol as p
-from ivr.testing import environment_lines, split_args
+from ivr.agi import protocol as p
+from ivr.agi.simulated import environment_lines, split_args
 
 # ----------------------------------------------------------------------------- environment
 

@@ -12,7 +12,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from hotline.context import AppContext
 from http_api.auth import (
     Access,
     access_of,
@@ -26,6 +25,7 @@ from http_api.auth import (
 from http_api.errors import ApiError, error_middleware
 from http_api.keys import CTX
 from http_api.tokens import ROLES, Principal
+from service.context import AppContext
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hotline.cli import main
 from hotline.settings import Settings, load_settings
 from ivr import prompts
+from service.cli import main
 
 
 def make(tmp_path: Path, **kw: object) -> Settings:

@@ -80,7 +80,7 @@ def test_broken_toml_and_missing_file_are_clear(tmp_path: Path) -> None:
 def test_cli_reports_bad_setting_and_exits_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from hotline.cli import main
+    from service.cli import main
 
     monkeypatch.setenv("HOTLINE_HTTP_PORT", "0")
     assert main(["db", "upgrade"]) == 2

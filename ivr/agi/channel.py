@@ -13,7 +13,7 @@ import logging
 from collections.abc import MutableMapping
 from typing import Any, Protocol
 
-from ivr import agi_protocol as p
+from ivr.agi import protocol as p
 
 log = logging.getLogger("hotline.ivr.agi")
 

@@ -5,7 +5,7 @@
 * :func:`split_args` re-implements res_agi's ``parse_args``: what Asterisk would make of a
   command line (used to check our quoting).
 * :class:`SimulatedCaller` answers commands like a channel whose caller presses the given keys.
-* :func:`memory_channel` connects an :class:`~ivr.channel.AgiChannel` to a responder in memory;
+* :func:`memory_channel` connects an :class:`~ivr.agi.channel.AgiChannel` to a responder in memory;
   :func:`fastagi_call` dials a FastAGI server over TCP and plays Asterisk's side.
 """
 
@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ivr.channel import AgiChannel
+from ivr.agi.channel import AgiChannel
 
 #: a responder maps one command line to the reply lines; None closes the connection (EOF)
 Responder = Callable[[str], list[str] | None]

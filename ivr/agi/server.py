@@ -16,8 +16,8 @@ import importlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from hotline.context import AppContext
-from ivr.channel import AgiChannel, CallLog, ChannelGone
+from ivr.agi.channel import AgiChannel, CallLog, ChannelGone
+from service.context import AppContext
 
 log = logging.getLogger("hotline.ivr.fastagi")
 

@@ -9,11 +9,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hotline.commands import CommandError
 from hotline.settings import SettingsError, load_settings
+from service.commands import CommandError
 
 COMMAND_MODULES = [
-    "hotline.service",
+    "service.serve",
     "storage.cli",
     "http_api.cli",
     "sandbox.cli",

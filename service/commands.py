@@ -9,8 +9,8 @@ from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from hotline.context import AppContext
 from hotline.settings import Settings
+from service.context import AppContext
 
 T = TypeVar("T")
 

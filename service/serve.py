@@ -12,8 +12,8 @@ import signal
 from collections.abc import Awaitable, Callable
 
 from hotline import logs
-from hotline.context import AppContext
 from hotline.settings import Settings
+from service.context import AppContext
 from storage import migrate
 
 log = logging.getLogger("hotline.service")
@@ -23,7 +23,7 @@ Worker = Callable[[AppContext, asyncio.Event], Awaitable[None]]
 #: (setting that enables it, "module:function"); each runs until the event is set.
 WORKERS: list[tuple[str, str]] = [
     ("serve_http", "http_api.app:run"),
-    ("serve_fastagi", "ivr.server:run"),
+    ("serve_fastagi", "service.agi:run"),
     ("serve_default_ratings", "ivr.defaults:run"),
     ("serve_forwarder", "forwarder.worker:run"),
     ("serve_scheduler", "callback_scheduler.worker:run"),

@@ -16,10 +16,10 @@ import asyncio
 import contextlib
 import logging
 
-from hotline.context import AppContext
 from ivr import prompts
-from ivr.fastagi import FastAgiServer
+from ivr.agi.server import FastAgiServer
 from ivr.survey_flow import RECORDINGS_SUBDIR, record_rejected
+from service.context import AppContext
 
 log = logging.getLogger("hotline.ivr.server")
 
