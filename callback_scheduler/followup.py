@@ -18,17 +18,24 @@ in the reason menu: the level is kept without a reason (the forwarder adds its f
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
 from hotline.levels import KeypadMap, Level
 from ivr import prompts
-from ivr.survey import Collect, Digit, HungUp, Play, PromptFailed, Timeout
+from ivr.dialog import (
+    Collect,
+    Digit,
+    HungUp,
+    KeypadMachine,
+    Play,
+    PromptFailed,
+    SetVariable,
+    Timeout,
+)
 
 DNC_KEY = "9"  # announced by the prompt callback-dnc-hint ("如不希望再接到回访电话，请按9")
 RESOLVED_KEY, UNRESOLVED_KEY = "1", "2"
-REPEAT_KEYS = frozenset({"0", "*"})
 RESULT_VARIABLE = "CALLBACK_RESULT"
 
 # prompt ids: the texts live in the one catalogue, ivr/prompts.py
@@ -48,7 +55,7 @@ GOODBYE = prompts.SURVEY_GOODBYE
 
 
 # ----------------------------------------------------------------------------- events
-# the keypad events and the Play / Collect actions are the survey's own: one adapter idiom
+# the keypad events and the Play / Collect / SetVariable actions are the shared dialog's
 Event = Digit | Timeout | HungUp | PromptFailed
 
 
@@ -74,12 +81,6 @@ class SaveAnswer:
 @dataclass(frozen=True)
 class AddDoNotCall:
     """The citizen asked not to be called again."""
-
-
-@dataclass(frozen=True)
-class SetVariable:
-    name: str
-    value: str
 
 
 @dataclass(frozen=True)
@@ -115,17 +116,17 @@ class FollowupError(RuntimeError):
     """An event the current phase cannot receive: a bug in the adapter."""
 
 
-class Followup:
+class Followup(KeypadMachine[Action]):
+    error = FollowupError
+
     def __init__(self, config: FollowupConfig) -> None:
+        super().__init__(config.max_tries, config.digit_timeout_ms)
         self.config = config
         self.phase = Phase.NEW
         self.resolved: bool | None = None
         self.level: Level | None = None
         self.reason_code: str | None = None
         self.outcome: str | None = None
-        self._failed = 0
-        self._silences = 0
-        self._repeats = 0
 
     def start(self) -> list[Action]:
         if self.phase is not Phase.NEW:
@@ -153,7 +154,7 @@ class Followup:
             return self._in_level(event)
         if self.phase is Phase.REASON:
             return self._in_reason(event)
-        raise FollowupError(f"{type(event).__name__} in phase {self.phase.value}")
+        raise self._unexpected(event, self.phase.value)
 
     # ------------------------------------------------------------------ phases
     def _in_resolved(self, event: Event) -> list[Action]:
@@ -165,7 +166,8 @@ class Followup:
                 flag: list[Action] = [] if self.resolved else [MarkUnresolved()]
                 self._next_menu(Phase.LEVEL)
                 return [*flag, self._collect(SATISFACTION, MENU)]
-        return self._retry_or(event, RESOLVED_QUESTION, self._no_answer)
+        return self._retry_or(event, self.phase.value, RESOLVED_QUESTION,
+                              lambda _why: self._no_answer())
 
     def _in_level(self, event: Event) -> list[Action]:
         if isinstance(event, Digit):
@@ -174,41 +176,18 @@ class Followup:
                 return self._chosen(level)
             if event.key == DNC_KEY and self.config.invite:
                 return self._do_not_call()
-        return self._retry_or(event, MENU, self._no_answer)
+        return self._retry_or(event, self.phase.value, MENU, lambda _why: self._no_answer())
 
     def _in_reason(self, event: Event) -> list[Action]:
         if isinstance(event, Digit) and event.key in self.config.reasons:
             self.reason_code = self.config.reasons[event.key]
             return self._rated()
-        return self._retry_or(event, REASONS, self._rated)
+        return self._retry_or(event, self.phase.value, REASONS, lambda _why: self._rated())
 
     # ------------------------------------------------------------------ helpers
-    def _collect(self, *prompt_ids: str) -> Collect:
-        return Collect(tuple(prompt_ids), self.config.digit_timeout_ms)
-
     def _next_menu(self, phase: Phase) -> None:
         self.phase = phase
-        self._failed = self._silences = self._repeats = 0
-
-    def _retry_or(
-        self, event: Event, menu: str, give_up: Callable[[], list[Action]]
-    ) -> list[Action]:
-        limit = self.config.max_tries
-        if isinstance(event, Digit):
-            if event.key in REPEAT_KEYS and self._repeats < limit:
-                self._repeats += 1
-                return [self._collect(menu)]
-            self._failed += 1
-            if self._failed >= limit:
-                return give_up()
-            return [self._collect(INVALID, menu)]
-        if isinstance(event, Timeout):
-            self._failed += 1
-            self._silences += 1
-            if self._silences >= 2 or self._failed >= limit:
-                return give_up()
-            return [self._collect(menu)]
-        raise FollowupError(f"{type(event).__name__} in phase {self.phase.value}")
+        self._new_menu()
 
     def _chosen(self, level: Level) -> list[Action]:
         self.level = level

@@ -29,7 +29,8 @@ from hotline.clock import utcnow
 from hotline.privacy import ProtectedNumber
 from ivr import prompts
 from ivr.agi import protocol as p
-from ivr.agi.channel import AgiChannel, CallLog, ChannelGone, MediaError
+from ivr.agi.channel import AgiChannel, CallLog, ChannelGone
+from ivr.dialog import DialogRunner
 from service.context import AppContext
 from storage.models import CallbackAttempt, CallbackTask, Case
 from storage.ratings import release
@@ -91,66 +92,27 @@ async def ensure_language(channel: AgiChannel) -> None:
         await channel.set_variable("CHANNEL(language)", prompts.LANGUAGE)
 
 
-class FollowupRunner:
+class FollowupRunner(DialogRunner):
+    """Drives one :class:`~callback_scheduler.followup.Followup`; its own actions are the case
+    number said digit by digit and the database writes."""
+
     def __init__(self, ctx: AppContext, channel: AgiChannel, target: Target,
-                 machine: f.Followup, logger: CallLog) -> None:
-        self.ctx, self.channel, self.target = ctx, channel, target
-        self.machine = machine
-        self.log = logger
+                 logger: CallLog) -> None:
+        super().__init__(channel, logger)
+        self.ctx, self.target = ctx, target
 
-    async def run(self) -> str:
-        actions = self.machine.start()
-        while actions:
-            event = await self._perform(actions)
-            if event is None:
-                break
-            actions = self.machine.handle(event)
-        return self.machine.outcome or "unknown"
-
-    async def _perform(self, actions: list[f.Action]) -> f.Event | None:
-        for action in actions:
-            try:
-                if isinstance(action, f.Collect):
-                    return await self._collect(action)
-                if isinstance(action, f.Finish):
-                    return None
-                await self._do(action)
-            except ChannelGone:
-                return f.HungUp()
-            except MediaError as exc:
-                self.log.error("prompt could not be played; is it built?",
-                               extra={"command": exc.command.line()})
-                return f.PromptFailed()
-        return None
-
-    async def _do(self, action: f.Action) -> None:
+    async def perform(self, action: object) -> None:
         ch = self.channel
-        if isinstance(action, f.Play):
-            for prompt in action.prompts:
-                await ch.stream_file(prompts.sound_name(prompt))
-        elif isinstance(action, f.SayDigits):
+        if isinstance(action, f.SayDigits):
             reply = await ch.execute(p.say_digits(action.digits))
             if reply.result == "-1" and not await ch.is_alive():
                 raise ChannelGone("hung up while the case number was said")
-        elif isinstance(action, f.SetVariable):
-            await ch.set_variable(action.name, action.value)
         elif isinstance(action, f.MarkUnresolved):
             await self._mark_unresolved()
         elif isinstance(action, f.SaveAnswer):
             await self._save(action)
         elif isinstance(action, f.AddDoNotCall):
             await self._do_not_call()
-
-    async def _collect(self, action: f.Collect) -> f.Event:
-        *leading, last = action.prompts
-        for prompt in leading:
-            played = await self.channel.stream_file(prompts.sound_name(prompt), p.ALL_KEYS)
-            if played.digit:
-                return f.Digit(played.digit)
-        result = await self.channel.get_data(prompts.sound_name(last), action.timeout_ms, 1)
-        if result.kind is p.GetDataKind.TIMEOUT:
-            return f.Timeout()
-        return f.Digit(result.digits[:1])
 
     # ------------------------------------------------------------------ database
     async def _mark_unresolved(self) -> None:
@@ -209,7 +171,7 @@ async def handle(ctx: AppContext, channel: AgiChannel) -> str:
         max_tries=s.survey_max_tries,
         digit_timeout_ms=s.survey_digit_timeout_ms,
     )
-    outcome = await FollowupRunner(ctx, channel, target, f.Followup(config), logger).run()
+    outcome = await FollowupRunner(ctx, channel, target, logger).run(f.Followup(config))
     logger.info("follow-up finished", extra={"outcome": outcome})
     return outcome
 

@@ -26,94 +26,37 @@ Rules (DOMAIN.md; issue 3):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from hotline.levels import KeypadMap, Level
 from ivr import prompts
+from ivr.dialog import (
+    Collect,
+    Digit,
+    Event,
+    HungUp,
+    KeypadMachine,
+    Play,
+    PromptFailed,
+    Record,
+    RecordingDone,
+    RecordingFailed,
+    SetVariable,
+    Timeout,
+)
 
 if TYPE_CHECKING:
     from service.context import AppContext
 
-REPEAT_KEYS = frozenset({"0", "*"})
 RESULT_VARIABLE = "SURVEY_RESULT"
 NOT_RATED_VALUE = "none"
 COMMENT_YES = "1"
 
 
-# ----------------------------------------------------------------------------- events
-@dataclass(frozen=True)
-class Digit:
-    key: str
-
-
-@dataclass(frozen=True)
-class Timeout:
-    """Nothing pressed before the digit timeout."""
-
-
-@dataclass(frozen=True)
-class HungUp:
-    """The caller hung up (or the AGI session was lost)."""
-
-
-@dataclass(frozen=True)
-class PromptFailed:
-    """A prompt could not be played on a live channel (a missing sound file)."""
-
-
-@dataclass(frozen=True)
-class RecordingDone:
-    path: str  # the stored name of the recording, as linked to the rating
-    seconds: float
-    hung_up: bool = False  # the caller hung up while speaking; the file keeps what was said
-
-
-@dataclass(frozen=True)
-class RecordingFailed:
-    """Asterisk could not record (file not writable, …): carry on without a comment."""
-
-
-Event = Digit | Timeout | HungUp | PromptFailed | RecordingDone | RecordingFailed
-
-
 # ----------------------------------------------------------------------------- actions
-@dataclass(frozen=True)
-class Collect:
-    """Play the prompts in turn, any key interrupting (barge-in), then wait ``timeout_ms`` for
-    one key. Answered by :class:`Digit` or :class:`Timeout`."""
-
-    prompts: tuple[str, ...]
-    timeout_ms: int
-    max_digits: int = 1
-
-
-@dataclass(frozen=True)
-class Play:
-    """Play without listening (thanks / goodbye)."""
-
-    prompts: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Record:
-    """Beep, record up to ``max_seconds``, ``end_keys`` end it. Answered by
-    :class:`RecordingDone` or :class:`RecordingFailed`."""
-
-    max_seconds: int
-    silence_seconds: int = 0
-    end_keys: str = "#"
-    beep: bool = True
-
-
-@dataclass(frozen=True)
-class SetVariable:
-    name: str
-    value: str
-
-
+# the keypad events and Collect / Play / Record / SetVariable are the shared dialog's
 @dataclass(frozen=True)
 class Save:
     """Upsert the rating with everything known so far; ``final`` releases it for delivery."""
@@ -177,25 +120,18 @@ class SurveyError(RuntimeError):
     """An event the current phase cannot receive: a bug in the adapter."""
 
 
-@dataclass
-class _Tries:
-    """Counters of one menu: failed tries (wrong key or silence), silences, repeats."""
-
-    failed: int = 0
-    silences: int = 0
-    repeats: int = 0
-
-
 # ----------------------------------------------------------------------------- machine
-class Survey:
+class Survey(KeypadMachine[Action]):
+    error = SurveyError
+
     def __init__(self, config: SurveyConfig) -> None:
+        super().__init__(config.max_tries, config.digit_timeout_ms)
         self.config = config
         self.phase = Phase.NEW
         self.level: Level | None = None
         self.reason_code: str | None = None
         self.comment_recording: str | None = None
         self.outcome: str | None = None
-        self._tries = _Tries()
 
     @property
     def finished(self) -> bool:
@@ -220,7 +156,7 @@ class Survey:
             Phase.COMMENT: self._in_comment,
         }.get(self.phase)
         if handler is None:
-            raise SurveyError(f"{type(event).__name__} in phase {self.phase.value}")
+            raise self._unexpected(event, self.phase.value)
         return handler(event)
 
     # ------------------------------------------------------------------ phases
@@ -229,14 +165,16 @@ class Survey:
             level = self.config.keypad.level_for(event.key)
             if level is not None:
                 return self._chosen(level)
-        return self._retry_or(event, prompts.SURVEY_MENU, self._not_rated)
+        return self._retry_or(event, self.phase.value, prompts.SURVEY_MENU,
+                              lambda why: self._not_rated(f"not_rated_{why.value}"))
 
     def _in_reason(self, event: Event) -> list[Action]:
         if isinstance(event, Digit) and event.key in self.config.reasons:
             self.reason_code = self.config.reasons[event.key]
             return [self._save(), *self._after_reason()]
         # out of tries: no reason (the forwarder adds the fallback); the level stays
-        return self._retry_or(event, prompts.SURVEY_REASONS, lambda _o: self._after_reason())
+        return self._retry_or(event, self.phase.value, prompts.SURVEY_REASONS,
+                              lambda _why: self._after_reason())
 
     def _in_comment_offer(self, event: Event) -> list[Action]:
         if isinstance(event, Digit) and event.key == COMMENT_YES:
@@ -250,7 +188,7 @@ class Survey:
             ]
         if isinstance(event, Digit | Timeout):
             return self._rated()  # the comment is optional: anything else skips it
-        raise SurveyError(f"{type(event).__name__} in phase {self.phase.value}")
+        raise self._unexpected(event, self.phase.value)
 
     def _in_comment(self, event: Event) -> list[Action]:
         if isinstance(event, RecordingDone):
@@ -261,33 +199,9 @@ class Survey:
             return self._rated()
         if isinstance(event, RecordingFailed):
             return self._rated()
-        raise SurveyError(f"{type(event).__name__} in phase {self.phase.value}")
+        raise self._unexpected(event, self.phase.value)
 
     # ------------------------------------------------------------------ menu helpers
-    def _collect(self, *prompt_ids: str) -> Collect:
-        return Collect(tuple(prompt_ids), self.config.digit_timeout_ms)
-
-    def _retry_or(
-        self, event: Event, menu: str, give_up: Callable[[str], list[Action]]
-    ) -> list[Action]:
-        """Wrong key, repeat key or silence in a menu: replay it, or give up after the tries."""
-        tries, limit = self._tries, self.config.max_tries
-        if isinstance(event, Digit):
-            if event.key in REPEAT_KEYS and tries.repeats < limit:
-                tries.repeats += 1
-                return [self._collect(menu)]
-            tries.failed += 1
-            if tries.failed >= limit:
-                return give_up("not_rated_invalid")
-            return [self._collect(prompts.SURVEY_INVALID, menu)]
-        if isinstance(event, Timeout):
-            tries.failed += 1
-            tries.silences += 1
-            if tries.silences >= 2 or tries.failed >= limit:
-                return give_up("not_rated_silence")
-            return [self._collect(menu)]
-        raise SurveyError(f"{type(event).__name__} in phase {self.phase.value}")
-
     def _chosen(self, level: Level) -> list[Action]:
         self.level = level
         if not level.is_bad:
@@ -297,7 +211,7 @@ class Survey:
     def _after_level(self) -> list[Action]:
         if self.config.reasons:
             self.phase = Phase.REASON
-            self._tries = _Tries()
+            self._new_menu()
             return [self._collect(prompts.SURVEY_REASONS)]
         return self._after_reason()
 

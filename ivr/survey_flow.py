@@ -3,6 +3,8 @@
 
 Action → AGI command:
 
+The loop and the shared actions are :class:`ivr.dialog.DialogRunner`'s:
+
 * ``Collect``: STREAM FILE for each prompt but the last, any key interrupting it (barge-in), then
   GET DATA on the last prompt (it listens while playing) with the digit timeout, 1 digit.
 * ``Play``: STREAM FILE without escape digits.
@@ -19,27 +21,15 @@ from typing import Any
 
 from ivr import prompts
 from ivr.agi import protocol as p
-from ivr.agi.channel import AgiChannel, CallLog, ChannelGone, MediaError
+from ivr.agi.channel import AgiChannel, CallLog, ChannelGone
+from ivr.dialog import RECORDINGS_SUBDIR, DialogRunner
 from ivr.survey import (
     NOT_RATED_VALUE,
     RESULT_VARIABLE,
-    Action,
-    Collect,
-    Digit,
-    Event,
-    Finish,
-    HungUp,
     MarkNotRated,
-    Play,
-    PromptFailed,
-    Record,
-    RecordingDone,
-    RecordingFailed,
     Save,
-    SetVariable,
     Survey,
     SurveyConfig,
-    Timeout,
 )
 from ivr.survey_store import CallInfo, SurveyStore
 from service.context import AppContext
@@ -54,11 +44,6 @@ VAR_CASE = "HOTLINE_CASE_ID"
 VAR_DEPT = "HOTLINE_DEPT"
 #: set by the inbound hang-up handler for a caller no agent took (inbound.conf)
 VAR_ABANDONED = "HOTLINE_ABANDONED"
-#: set when the survey could not run properly, for the dialplan to branch on
-VAR_ERROR = "HOTLINE_AGI_ERROR"
-RECORDING_FORMAT = "wav"
-RECORDING_RATE = 8000  # samples a second of the wav format: RECORD FILE's endpos is in samples
-RECORDINGS_SUBDIR = "recordings"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _INTERFACE = re.compile(r"^[A-Za-z0-9]+/([^@/]+)")
@@ -99,8 +84,8 @@ async def read_call_info(channel: AgiChannel) -> CallInfo:
     )
 
 
-class SurveyRunner:
-    """Drives one :class:`Survey` over one channel."""
+class SurveyRunner(DialogRunner):
+    """Drives one :class:`Survey` over one channel; its own actions go to the store."""
 
     def __init__(
         self,
@@ -109,96 +94,23 @@ class SurveyRunner:
         store: SurveyStore,
         logger: CallLog,
     ) -> None:
-        self.ctx = ctx
-        self.channel = channel
-        self.store = store
-        self.log = logger
-        self.survey = Survey(SurveyConfig.from_context(ctx))
         safe = _UNSAFE.sub("-", store.info.linkedid)
-        self.recording = f"{prompts.SOUND_PREFIX}/{RECORDINGS_SUBDIR}/{safe}"
-
-    async def run(self) -> str:
-        actions = self.survey.start()
-        while actions:
-            event = await self._perform(actions)
-            if event is None:
-                break
-            self.log.debug("survey event", extra={"event": type(event).__name__,
-                                                  "phase": self.survey.phase.value})
-            actions = self.survey.handle(event)
-        return self.survey.outcome or "unknown"
-
-    async def _perform(self, actions: list[Action]) -> Event | None:
-        """Run a batch in order; the first action that waits for the caller answers with the
-        next event. A hang-up drops the rest of the batch (the machine decides again)."""
-        for action in actions:
-            try:
-                if isinstance(action, Save):
-                    await self.store.save(action)
-                elif isinstance(action, MarkNotRated):
-                    await self.store.mark_not_rated()
-                elif isinstance(action, SetVariable):
-                    await self.channel.set_variable(action.name, action.value)
-                elif isinstance(action, Play):
-                    for prompt in action.prompts:
-                        await self.channel.stream_file(prompts.sound_name(prompt))
-                elif isinstance(action, Collect):
-                    return await self._collect(action)
-                elif isinstance(action, Record):
-                    return await self._record(action)
-                elif isinstance(action, Finish):
-                    return None
-            except ChannelGone:
-                return HungUp()
-            except MediaError as exc:
-                self.log.error("prompt could not be played; is it built? (hotline prompts build)",
-                               extra={"command": exc.command.line()})
-                await self._flag_error("prompt-missing")
-                return PromptFailed()
-        return None
-
-    async def _collect(self, action: Collect) -> Event:
-        *leading, last = action.prompts
-        for prompt in leading:
-            played = await self.channel.stream_file(prompts.sound_name(prompt), p.ALL_KEYS)
-            if played.digit:
-                return Digit(played.digit)
-        result = await self.channel.get_data(
-            prompts.sound_name(last), action.timeout_ms, action.max_digits
+        super().__init__(
+            channel,
+            logger,
+            recording=f"{prompts.SOUND_PREFIX}/{RECORDINGS_SUBDIR}/{safe}",
+            recordings_dir=ctx.settings.effective_prompts_dir / RECORDINGS_SUBDIR,
+            flag_prompt_errors=True,
         )
-        if result.kind is p.GetDataKind.TIMEOUT:
-            return Timeout()
-        return Digit(result.digits[:1])
+        self.ctx = ctx
+        self.store = store
+        self.survey = Survey(SurveyConfig.from_context(ctx))
 
-    async def _record(self, action: Record) -> Event:
-        directory = self.ctx.settings.effective_prompts_dir / RECORDINGS_SUBDIR
-        try:
-            # res_agi does not create directories; on a shared host we can
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            pass
-        try:
-            result = await self.channel.record_file(
-                self.recording, RECORDING_FORMAT, action.end_keys, action.max_seconds,
-                beep=action.beep, silence_seconds=action.silence_seconds,
-            )
-        except MediaError:
-            self.log.error("recording could not start (beep missing?)")
-            return RecordingFailed()
-        if result.end is p.RecordEnd.FAILED:
-            self.log.error("recording failed", extra={"detail": result.detail})
-            return RecordingFailed()
-        return RecordingDone(
-            path=f"{self.recording}.{RECORDING_FORMAT}",
-            seconds=result.endpos / RECORDING_RATE,
-            hung_up=result.end is p.RecordEnd.HANGUP,
-        )
-
-    async def _flag_error(self, code: str) -> None:
-        try:
-            await self.channel.set_variable(VAR_ERROR, code)
-        except ChannelGone:
-            pass
+    async def perform(self, action: object) -> None:
+        if isinstance(action, Save):
+            await self.store.save(action)
+        elif isinstance(action, MarkNotRated):
+            await self.store.mark_not_rated()
 
 
 async def handle(ctx: AppContext, channel: AgiChannel) -> str:
@@ -230,7 +142,8 @@ async def handle(ctx: AppContext, channel: AgiChannel) -> str:
             return "abandoned"
         logger.info("caller gone before the survey: not rated")
         return "not_rated_hangup"
-    outcome = await SurveyRunner(ctx, channel, store, logger).run()
+    runner = SurveyRunner(ctx, channel, store, logger)
+    outcome = await runner.run(runner.survey)
     logger.info("survey finished", extra={"outcome": outcome})
     return outcome
 

@@ -18,7 +18,8 @@ import logging
 
 from ivr import prompts
 from ivr.agi.server import FastAgiServer
-from ivr.survey_flow import RECORDINGS_SUBDIR, record_rejected
+from ivr.dialog import RECORDINGS_SUBDIR
+from ivr.survey_flow import record_rejected
 from service.context import AppContext
 
 log = logging.getLogger("hotline.ivr.server")
