@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from hotline.channel_vars import CALLBACK_RESULT
 from hotline.levels import KeypadMap, Level
 from ivr import prompts
 from ivr.dialog import (
@@ -36,7 +37,7 @@ from ivr.dialog import (
 
 DNC_KEY = "9"  # announced by the prompt callback-dnc-hint ("如不希望再接到回访电话，请按9")
 RESOLVED_KEY, UNRESOLVED_KEY = "1", "2"
-RESULT_VARIABLE = "CALLBACK_RESULT"
+RESULT_VARIABLE = CALLBACK_RESULT
 
 # prompt ids: the texts live in the one catalogue, ivr/prompts.py
 GREETING = prompts.CALLBACK_GREETING

@@ -25,6 +25,7 @@ from callback_scheduler.campaigns import add_do_not_call
 from callback_scheduler.results import Answer
 from callback_scheduler.rules import Outcome
 from callback_scheduler.tasks import record_ivr_result
+from hotline.channel_vars import CALLBACK_ATTEMPT_ID
 from hotline.clock import utcnow
 from hotline.privacy import ProtectedNumber
 from ivr import prompts
@@ -37,7 +38,7 @@ from storage.ratings import release
 
 log = logging.getLogger("hotline.callback.ivr")
 
-VAR_ATTEMPT = "CALLBACK_ATTEMPT_ID"
+VAR_ATTEMPT = CALLBACK_ATTEMPT_ID
 #: a rating saved before its reason is known is held back from the push this long at most
 HOLD = dt.timedelta(minutes=10)
 _NOT_DIGITS = re.compile(r"\D")

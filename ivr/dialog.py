@@ -25,6 +25,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
+from hotline.channel_vars import AGI_ERROR_PROMPT_MISSING, HOTLINE_AGI_ERROR
 from ivr import prompts
 from ivr.agi import protocol as p
 from ivr.agi.channel import AgiChannel, CallLog, ChannelGone, MediaError
@@ -33,8 +34,6 @@ REPEAT_KEYS = frozenset({"0", "*"})
 RECORDING_FORMAT = "wav"
 RECORDING_RATE = 8000  # samples a second of the wav format: RECORD FILE's endpos is in samples
 RECORDINGS_SUBDIR = "recordings"
-#: set when a flow could not run properly, for the dialplan to branch on (hotline/channel_vars.py)
-VAR_ERROR = "HOTLINE_AGI_ERROR"
 
 
 # ----------------------------------------------------------------------------- events
@@ -244,7 +243,7 @@ class DialogRunner:
                                extra={"command": exc.command.line()})
                 if self.flag_prompt_errors:
                     with contextlib.suppress(ChannelGone):
-                        await self.channel.set_variable(VAR_ERROR, "prompt-missing")
+                        await self.channel.set_variable(HOTLINE_AGI_ERROR, AGI_ERROR_PROMPT_MISSING)
                 return PromptFailed()
         return None
 

@@ -22,12 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ami.client import AmiActionError, AmiClient
+from hotline import channel_vars as cv
 
 log = logging.getLogger("hotline.ivr.handoff")
 
-CALLER_MARK = "HOTLINE_CALLER_LEG"
-VAR_CASE = "HOTLINE_CASE_ID"
-VAR_DEPT = "HOTLINE_DEPT"
+CALLER_MARK = cv.HOTLINE_CALLER_LEG
+VAR_CASE = cv.HOTLINE_CASE_ID
+VAR_DEPT = cv.HOTLINE_DEPT
 HANDOFF_CONTEXT = "hotline-handoff"
 API_EXTEN = "api"
 #: where a caller already on the way to (or in) the survey is

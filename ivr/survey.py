@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from hotline.channel_vars import SURVEY_RESULT
 from hotline.levels import KeypadMap, Level
 from ivr import prompts
 from ivr.dialog import (
@@ -50,7 +51,7 @@ from ivr.dialog import (
 if TYPE_CHECKING:
     from service.context import AppContext
 
-RESULT_VARIABLE = "SURVEY_RESULT"
+RESULT_VARIABLE = SURVEY_RESULT
 NOT_RATED_VALUE = "none"
 COMMENT_YES = "1"
 

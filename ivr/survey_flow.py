@@ -19,6 +19,7 @@ import logging
 import re
 from typing import Any
 
+from hotline import channel_vars as cv
 from ivr import prompts
 from ivr.agi import protocol as p
 from ivr.agi.channel import AgiChannel, CallLog, ChannelGone
@@ -38,12 +39,12 @@ from storage.models import SurveyStatus
 log = logging.getLogger("hotline.ivr.survey")
 
 #: channel variables the dialplan, the queue or the API set on the caller's channel
-VAR_AGENT = "HOTLINE_AGENT"
-VAR_QUEUE = "HOTLINE_QUEUE"
-VAR_CASE = "HOTLINE_CASE_ID"
-VAR_DEPT = "HOTLINE_DEPT"
-#: set by the inbound hang-up handler for a caller no agent took (inbound.conf)
-VAR_ABANDONED = "HOTLINE_ABANDONED"
+#: (the contract: hotline/channel_vars.py)
+VAR_AGENT = cv.HOTLINE_AGENT
+VAR_QUEUE = cv.HOTLINE_QUEUE
+VAR_CASE = cv.HOTLINE_CASE_ID
+VAR_DEPT = cv.HOTLINE_DEPT
+VAR_ABANDONED = cv.HOTLINE_ABANDONED
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _INTERFACE = re.compile(r"^[A-Za-z0-9]+/([^@/]+)")

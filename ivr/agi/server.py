@@ -15,14 +15,17 @@ import contextlib
 import importlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
+from hotline import channel_vars as cv
 from ivr.agi.channel import AgiChannel, CallLog, ChannelGone
-from service.context import AppContext
 
 log = logging.getLogger("hotline.ivr.fastagi")
 
-Handler = Callable[[AppContext, AgiChannel], Awaitable[object]]
-VAR_ERROR = "HOTLINE_AGI_ERROR"
+#: a route: (the context the server was given, the channel). The library does not know what
+#: the context is (the service passes its AppContext), so it depends on nothing above it.
+Handler = Callable[[Any, AgiChannel], Awaitable[object]]
+VAR_ERROR = cv.HOTLINE_AGI_ERROR
 #: how long a rejected connection may take to say who it is and hear "busy"
 REJECT_TIMEOUT = 5.0
 
@@ -40,7 +43,7 @@ def load_handler(target: str | Handler) -> Handler:
 class FastAgiServer:
     def __init__(
         self,
-        ctx: AppContext,
+        ctx: Any,
         routes: Mapping[str, str | Handler],
         *,
         host: str,
@@ -135,7 +138,7 @@ class FastAgiServer:
                 await channel.read_environment()
                 log.warning("FastAGI at capacity; call rejected",
                             extra={"uniqueid": channel.env.uniqueid, "max_calls": self.max_calls})
-                await channel.set_variable(VAR_ERROR, "busy")
+                await channel.set_variable(VAR_ERROR, cv.AGI_ERROR_BUSY)
                 if self.on_reject is not None:
                     await self.on_reject(self.ctx, channel)
         except Exception:  # a reject must never raise (ChannelGone included)
@@ -153,7 +156,7 @@ class FastAgiServer:
             handler = self.routes.get(env.route)
             if handler is None:
                 session_log.warning("unknown FastAGI route")
-                await channel.set_variable(VAR_ERROR, "unknown-route")
+                await channel.set_variable(VAR_ERROR, cv.AGI_ERROR_UNKNOWN_ROUTE)
                 return
             await handler(self.ctx, channel)
         except ChannelGone as exc:
@@ -163,6 +166,6 @@ class FastAgiServer:
         except Exception:
             session_log.exception("AGI session failed")
             with contextlib.suppress(Exception):
-                await channel.set_variable(VAR_ERROR, "internal")
+                await channel.set_variable(VAR_ERROR, cv.AGI_ERROR_INTERNAL)
         finally:
             await channel.close()

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from hotline import logs
+from hotline.channel_vars import AGI_ERROR_INTERNAL
 from hotline.settings import Settings, SettingsError, load_settings
 from ivr.agi.channel import AgiChannel, ChannelGone
 from ivr.agi.server import VAR_ERROR, load_handler
@@ -82,7 +83,7 @@ async def run(settings: Settings, route: str = "survey") -> str:
         return "gone"
     except Exception:
         with contextlib.suppress(Exception):
-            await channel.set_variable(VAR_ERROR, "internal")
+            await channel.set_variable(VAR_ERROR, AGI_ERROR_INTERNAL)
         raise
     finally:
         await channel.close()
