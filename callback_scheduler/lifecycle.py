@@ -14,14 +14,21 @@ from zoneinfo import ZoneInfo
 
 from callback_scheduler.rules import RETRYABLE, CampaignRules, Outcome
 from callback_scheduler.windows import WorkingDays, next_dial_time
-
-
-class CampaignStatus(StrEnum):
-    DRAFT = "draft"
-    RUNNING = "running"
-    PAUSED = "paused"
-    FINISHED = "finished"
-    CANCELLED = "cancelled"
+from hotline.statuses import (  # one place for the values storage shares; re-exported here
+    ACTIVE_ATTEMPT_STATUSES as ACTIVE_ATTEMPT_STATUSES,
+)
+from hotline.statuses import (
+    OPEN_TASK_STATUSES as OPEN_TASK_STATUSES,
+)
+from hotline.statuses import (
+    AttemptStatus as AttemptStatus,
+)
+from hotline.statuses import (
+    CampaignStatus as CampaignStatus,
+)
+from hotline.statuses import (
+    TaskStatus as TaskStatus,
+)
 
 
 class CampaignAction(StrEnum):
@@ -73,18 +80,6 @@ def accepts_tasks(status: str) -> bool:
     )
 
 
-class TaskStatus(StrEnum):
-    PENDING = "pending"  # waiting for next_attempt_at
-    DIALING = "dialing"  # an attempt is under way
-    COMPLETED = "completed"  # reached: rated, or asked not to be called again
-    UNREACHABLE = "unreachable"  # on the manual follow-up list
-    MANUAL_DONE = "manual_done"  # a person recorded the result of a manual call
-    CANCELLED = "cancelled"  # its campaign was cancelled
-
-
-OPEN_TASK_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.DIALING})
-
-
 class Unreachable(StrEnum):
     """Why a task went to the manual list (``CallbackTask.outcome``)."""
 
@@ -93,18 +88,6 @@ class Unreachable(StrEnum):
     NO_WINDOW = "no_window"  # no call window left before the deadline or the end date
     DO_NOT_CALL = "do_not_call"  # the number is on the do-not-call list
     CAMPAIGN_ENDED = "campaign_ended"  # the campaign finished with the task still open
-
-
-class AttemptStatus(StrEnum):
-    DIALING = "dialing"  # claimed; Originate sent or about to be
-    ANSWERED = "answered"  # the citizen picked up; the follow-up IVR runs
-    LOST = "lost"  # AMI dropped: outcome unknown until reconciled
-    ENDED = "ended"  # outcome recorded
-
-
-ACTIVE_ATTEMPT_STATUSES = frozenset(
-    {AttemptStatus.DIALING, AttemptStatus.ANSWERED, AttemptStatus.LOST}
-)
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ami.client import AmiClient, AmiError
+from hotline.statuses import SURVEY_RESOLVED
 from http_api.auth import requires
 from http_api.bodies import read_json, read_path, respond
 from http_api.errors import ApiError
@@ -31,13 +32,13 @@ from http_api.keys import app_ctx, principal
 from http_api.openapi import ErrorBody, Response, operation
 from ivr import handoff
 from service.context import AppContext
-from storage.models import Call, SurveyStatus
+from storage.calls import upsert_call
+from storage.models import Call
 
 log = logging.getLogger("hotline.http.calls")
 
 #: printable text only: these values become channel variables and database columns
 _TEXT = r"^[^\x00-\x1f\x7f]+$"
-RESOLVED = (SurveyStatus.RATED, SurveyStatus.DEFAULTED)
 
 
 class CallPath(BaseModel):
@@ -126,28 +127,16 @@ async def _store_case(
 ) -> Call | None:
     """Put the case and/or department on the call's row (created if ``create``); None if there
     is no row. A value not given leaves the stored one alone."""
-    for attempt in (1, 2):
-        try:
-            async with ctx.db.transaction() as session:
-                call = await session.scalar(
-                    select(Call).where(Call.linkedid == linkedid).with_for_update()
-                )
-                if call is None:
-                    if not create:
-                        return None
-                    call = Call(linkedid=linkedid, survey_status=SurveyStatus.PENDING)
-                    session.add(call)
-                if case_number:
-                    call.case_number = case_number
-                if department:
-                    call.department_code = department
-                await session.flush()
-                return call
-        except IntegrityError:
-            # the survey inserted the same linkedid at the same moment: update its row
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+
+    async def change(session: AsyncSession, call: Call) -> Call:
+        if case_number:
+            call.case_number = case_number
+        if department:
+            call.department_code = department
+        await session.flush()
+        return call
+
+    return await upsert_call(ctx.db, linkedid, change, create=create)
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -200,7 +189,7 @@ async def handoff_call(request: web.Request) -> web.Response:
 
 async def _check_not_rated(ctx: AppContext, linkedid: str) -> None:
     call = await _stored_call(ctx, linkedid)
-    if call is not None and call.survey_status in RESOLVED:
+    if call is not None and call.survey_status in SURVEY_RESOLVED:
         raise ApiError(409, "already_rated",
                        f"the call is already {call.survey_status}; its rating keeps its case")
 

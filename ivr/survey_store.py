@@ -12,21 +12,20 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.clock import utcnow
 from hotline.levels import Level
+from hotline.statuses import SURVEY_RESOLVED as RESOLVED
+from hotline.statuses import SURVEY_UNRESOLVED as UNRESOLVED
 from ivr.survey import Save
 from service.context import AppContext
+from storage.calls import upsert_call
 from storage.models import Call, Case, Rating, RatingKind, RatingSource, SurveyStatus
 from storage.ratings import RatingInput, project_no_for_call, release, save_rating
 
 log = logging.getLogger("hotline.ivr.store")
 
-#: statuses after which the call needs no survey any more
-RESOLVED = (SurveyStatus.RATED, SurveyStatus.DEFAULTED)
-#: statuses a "not rated" outcome may overwrite (never a rating)
-UNRESOLVED = (SurveyStatus.PENDING, SurveyStatus.IN_PROGRESS, SurveyStatus.NOT_RATED)
 #: how long a rating being completed is held back from delivery beyond the comment's length:
 #: a crash mid-survey delays the push by this much, it never loses it (storage.ratings)
 HOLD_MARGIN = dt.timedelta(minutes=10)
@@ -75,25 +74,9 @@ class SurveyStore:
         """Upsert the call. A live caller starts the survey (``in_progress``); a caller already
         gone is recorded as not rated (rule 1). Returns :class:`Existing` when the call is
         already rated or defaulted: the survey must not run twice for one call."""
-        for attempt in (1, 2):
-            try:
-                return await self._begin(live)
-            except IntegrityError:
-                # another session inserted the same linkedid at the same moment: update theirs
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        now = utcnow()
 
-    async def _begin(self, live: bool) -> Existing | None:
-        info, now = self.info, utcnow()
-        async with self.ctx.db.transaction() as s:
-            call = await s.scalar(
-                select(Call).where(Call.linkedid == info.linkedid).with_for_update()
-            )
-            if call is None:
-                call = Call(linkedid=info.linkedid, started_at=now,
-                            survey_status=SurveyStatus.PENDING)
-                s.add(call)
+        async def change(s: AsyncSession, call: Call) -> Existing | None:
             self._fill(call)
             await s.flush()
             self.call_id = call.id
@@ -109,10 +92,12 @@ class SurveyStore:
                 call.survey_started_at = now
             else:
                 call.survey_status = (
-                    SurveyStatus.ABANDONED if info.abandoned else SurveyStatus.NOT_RATED
+                    SurveyStatus.ABANDONED if self.info.abandoned else SurveyStatus.NOT_RATED
                 )
                 call.ended_at = call.ended_at or now
-        return None
+            return None
+
+        return await upsert_call(self.ctx.db, self.info.linkedid, change, started_at=now)
 
     def _fill(self, call: Call) -> None:
         """Add what this channel knows; never erase what an earlier step (the API, an earlier

@@ -27,6 +27,28 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from hotline.clock import as_utc, utcnow
 
+# the status values live in one place, shared with the flows; re-exported here for storage users
+from hotline.statuses import (
+    AttemptStatus,
+    CampaignStatus,
+    TaskStatus,
+)
+from hotline.statuses import (
+    CaseStatus as CaseStatus,
+)
+from hotline.statuses import (
+    OutboxStatus as OutboxStatus,
+)
+from hotline.statuses import (
+    RatingKind as RatingKind,
+)
+from hotline.statuses import (
+    RatingSource as RatingSource,
+)
+from hotline.statuses import (
+    SurveyStatus as SurveyStatus,
+)
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -66,19 +88,6 @@ class TimestampMixin:
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
-class SurveyStatus:
-    """Where a call stands with its 一次一评 (DOMAIN.md rule 1: never lost)."""
-
-    PENDING = "pending"  # known, survey not reached yet
-    IN_PROGRESS = "in_progress"
-    RATED = "rated"
-    NOT_RATED = "not_rated"  # hung up before rating or pressed nothing
-    DEFAULTED = "defaulted"  # window passed: a default 基本满意 rating was made
-    # left the queue before any agent answered: kept (rule 1: never lost, and visible for
-    # 邀评), but no service was given, so it is never defaulted to 基本满意
-    ABANDONED = "abandoned"
-
-
 class Call(TimestampMixin, Base):
     __tablename__ = "calls"
 
@@ -101,18 +110,6 @@ class Call(TimestampMixin, Base):
     ratings: Mapped[list[Rating]] = relationship(back_populates="call")
 
     __table_args__ = (Index("ix_calls_survey_status_started", "survey_status", "started_at"),)
-
-
-class RatingSource:
-    KEYPAD = "keypad"
-    CALLBACK = "callback"
-    DEFAULT = "default"
-    MANUAL = "manual"
-
-
-class RatingKind:
-    PER_CALL = "per_call"  # 一次一评
-    PER_CASE = "per_case"  # 一事一评
 
 
 class Rating(TimestampMixin, Base):
@@ -148,11 +145,6 @@ class Rating(TimestampMixin, Base):
         return self.source == RatingSource.DEFAULT
 
 
-class CaseStatus:
-    OPEN = "open"
-    CLOSED = "closed"
-
-
 class Case(TimestampMixin, Base):
     """工单."""
 
@@ -185,7 +177,7 @@ class Campaign(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default="draft")
+    status: Mapped[str] = mapped_column(String(16), default=CampaignStatus.DRAFT.value)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_by: Mapped[str | None] = mapped_column(String(64))
@@ -208,7 +200,7 @@ class CallbackTask(TimestampMixin, Base):
     number_enc: Mapped[str] = mapped_column(Text)
     number_hash: Mapped[str] = mapped_column(String(64), index=True)
     number_masked: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.PENDING.value)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     attempts_made: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
@@ -233,7 +225,7 @@ class CallbackAttempt(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("callback_tasks.id"))
     attempt_no: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="dialing")
+    status: Mapped[str] = mapped_column(String(16), default=AttemptStatus.DIALING.value)
     scheduler_id: Mapped[str | None] = mapped_column(String(64))
     action_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     channel_id: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -260,13 +252,6 @@ class DoNotCall(Base):
     number_masked: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
-
-
-class OutboxStatus:
-    PENDING = "pending"
-    INFLIGHT = "inflight"
-    DELIVERED = "delivered"
-    DEAD = "dead"
 
 
 class OutboxEntry(Base):

@@ -1,0 +1,51 @@
+"""The one upsert of a call by its Asterisk ``linkedid``: the survey (ivr/survey_store.py) and
+the HTTP API (http_api/calls.py) both write the same ``calls`` row, sometimes at the same moment,
+so both go through here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.db import Database
+from storage.models import Call, SurveyStatus
+
+T = TypeVar("T")
+
+
+async def upsert_call(
+    db: Database,
+    linkedid: str,
+    change: Callable[[AsyncSession, Call], Awaitable[T]],
+    *,
+    create: bool = True,
+    started_at: dt.datetime | None = None,
+) -> T | None:
+    """Lock the call's row (inserted as ``pending`` when missing, if ``create``) and apply
+    ``change`` to it in the same transaction; its result is returned. None: no row and not
+    ``create``. Another session inserting the same linkedid at the same moment makes the
+    insert fail on the unique key: then the change is applied once more, to their row."""
+    for attempt in (1, 2):
+        try:
+            async with db.transaction() as session:
+                call = await session.scalar(
+                    select(Call).where(Call.linkedid == linkedid).with_for_update()
+                )
+                if call is None:
+                    if not create:
+                        return None
+                    call = Call(linkedid=linkedid, survey_status=SurveyStatus.PENDING)
+                    if started_at is not None:
+                        call.started_at = started_at
+                    session.add(call)
+                return await change(session, call)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
