@@ -339,6 +339,10 @@ async def manual_list(
     ]
 
 
+class TaskNotFound(LookupError):
+    """No callback task with this id."""
+
+
 class ManualError(ValueError):
     """A manual result that cannot be recorded (task under way, already done ...)."""
 
@@ -357,7 +361,7 @@ async def record_manual(
     """A supervisor's manual call: counts toward 回访率 when the citizen was reached."""
     task = await session.get(CallbackTask, task_id, with_for_update=True)
     if task is None:
-        raise LookupError(f"no callback task {task_id}")
+        raise TaskNotFound(f"no callback task {task_id}")
     if task.status == TaskStatus.DIALING:
         raise ManualError("a call to this citizen is under way; record the result after it")
     if task.status not in (TaskStatus.PENDING, TaskStatus.UNREACHABLE):
@@ -383,7 +387,7 @@ async def reveal_number(session: AsyncSession, ctx: AppContext, task_id: int, by
     each showing is logged — without the number)."""
     task = await session.get(CallbackTask, task_id)
     if task is None:
-        raise LookupError(f"no callback task {task_id}")
+        raise TaskNotFound(f"no callback task {task_id}")
     log.info("callback number revealed for a manual call", extra={"task_id": task_id, "by": by})
     return ctx.vault.reveal(task.number_enc)
 

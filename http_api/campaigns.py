@@ -16,7 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from callback_scheduler import campaigns as camp
-from callback_scheduler import csvimport, tasks
+from callback_scheduler import tasks
 from callback_scheduler.results import Answer
 from callback_scheduler.rules import CampaignKind
 from hotline.clock import utcnow
@@ -129,21 +129,6 @@ def _out(s: camp.Summary, added: camp.AddResult | None = None) -> CampaignOut:
     )
 
 
-def _mapped(exc: Exception) -> ApiError:
-    if isinstance(exc, csvimport.ImportRejected):
-        return ApiError(422, "import_rejected", str(exc),
-                        details=[{"line": e.line, "message": e.message} for e in exc.errors])
-    if isinstance(exc, camp.CampaignNotFound | LookupError):
-        return ApiError(404, "not_found", str(exc.args[0] if exc.args else exc))
-    if isinstance(exc, tasks.ManualError):
-        return ApiError(409, "conflict", str(exc))
-    return ApiError(422, "validation_failed", str(exc))
-
-
-_ERRORS = (camp.CampaignError, camp.CampaignNotFound, csvimport.ImportRejected,
-           tasks.ManualError, LookupError)
-
-
 @requires(*ROLES)
 @operation(summary="Create a draft campaign, optionally filled by a filter", tags=TAGS,
            request_body=CampaignIn, responses={201: CampaignOut})
@@ -151,17 +136,14 @@ async def create_campaign(request: web.Request) -> web.Response:
     body = await read_json(request, CampaignIn)
     ctx, who = app_ctx(request), principal(request)
     now = utcnow()
-    try:
-        async with ctx.db.transaction() as s:
-            c = await camp.create_campaign(
-                s, ctx, name=body.name, kind=body.kind.value, priority=body.priority,
-                rules=body.rules.model_dump(exclude_none=True, mode="json"),
-                created_by=f"api:{who.name}", now=now)
-            added = await camp.add_by_filter(s, ctx, c.id, body.filter, now) if body.filter \
-                else None
-            summary = await camp.summary(s, c.id)
-    except _ERRORS as exc:
-        raise _mapped(exc) from exc
+    async with ctx.db.transaction() as s:
+        c = await camp.create_campaign(
+            s, ctx, name=body.name, kind=body.kind.value, priority=body.priority,
+            rules=body.rules.model_dump(exclude_none=True, mode="json"),
+            created_by=f"api:{who.name}", now=now)
+        added = await camp.add_by_filter(s, ctx, c.id, body.filter, now) if body.filter \
+            else None
+        summary = await camp.summary(s, c.id)
     return respond(_out(summary, added), status=201)
 
 
@@ -181,11 +163,8 @@ async def list_campaigns(request: web.Request) -> web.Response:
 async def get_campaign(request: web.Request) -> web.Response:
     path = read_path(request, CampaignPath)
     ctx = app_ctx(request)
-    try:
-        async with ctx.db.sessions() as s:
-            summary = await camp.summary(s, path.campaign_id)
-    except _ERRORS as exc:
-        raise _mapped(exc) from exc
+    async with ctx.db.sessions() as s:
+        summary = await camp.summary(s, path.campaign_id)
     return respond(_out(summary))
 
 
@@ -196,12 +175,9 @@ async def get_campaign(request: web.Request) -> web.Response:
 async def campaign_action(request: web.Request) -> web.Response:
     path = read_path(request, ActionPath)
     ctx = app_ctx(request)
-    try:
-        async with ctx.db.transaction() as s:
-            await camp.change_status(s, ctx, path.campaign_id, path.action, utcnow())
-            summary = await camp.summary(s, path.campaign_id)
-    except _ERRORS as exc:
-        raise _mapped(exc) from exc
+    async with ctx.db.transaction() as s:
+        await camp.change_status(s, ctx, path.campaign_id, path.action, utcnow())
+        summary = await camp.summary(s, path.campaign_id)
     return respond(_out(summary))
 
 
@@ -212,11 +188,8 @@ async def add_by_filter(request: web.Request) -> web.Response:
     path = read_path(request, CampaignPath)
     flt = await read_json(request, camp.CampaignFilter)
     ctx = app_ctx(request)
-    try:
-        async with ctx.db.transaction() as s:
-            added = await camp.add_by_filter(s, ctx, path.campaign_id, flt, utcnow())
-    except _ERRORS as exc:
-        raise _mapped(exc) from exc
+    async with ctx.db.transaction() as s:
+        added = await camp.add_by_filter(s, ctx, path.campaign_id, flt, utcnow())
     return respond(AddedOut(**vars(added)))
 
 
@@ -234,11 +207,8 @@ async def import_csv(request: web.Request) -> web.Response:
         raise ApiError(415, "unsupported_media_type", "send the file as text/csv")
     data = await request.read()
     ctx = app_ctx(request)
-    try:
-        async with ctx.db.transaction() as s:
-            added = await camp.import_csv(s, ctx, path.campaign_id, data, utcnow())
-    except _ERRORS as exc:
-        raise _mapped(exc) from exc
+    async with ctx.db.transaction() as s:
+        added = await camp.import_csv(s, ctx, path.campaign_id, data, utcnow())
     return respond(AddedOut(**vars(added)))
 
 
@@ -267,13 +237,10 @@ async def record_manual(request: web.Request) -> web.Response:
     if body.level is not None:
         answer = Answer(Level(body.level), resolved=body.resolved,
                         reason_codes=tuple(body.reason_codes), comment_text=body.comment)
-    try:
-        async with ctx.db.transaction() as s:
-            task = await tasks.record_manual(s, ctx, path.task_id, reached=body.reached,
-                                             answer=answer, note=body.note,
-                                             by=f"api:{who.name}", now=utcnow())
-    except (*_ERRORS, ValueError) as exc:
-        raise _mapped(exc) from exc
+    async with ctx.db.transaction() as s:
+        task = await tasks.record_manual(s, ctx, path.task_id, reached=body.reached,
+                                         answer=answer, note=body.note,
+                                         by=f"api:{who.name}", now=utcnow())
     return respond(task_out(task))  # type: ignore[arg-type]
 
 
@@ -283,11 +250,8 @@ async def record_manual(request: web.Request) -> web.Response:
 async def reveal_number(request: web.Request) -> web.Response:
     path = read_path(request, TaskPath)
     ctx, who = app_ctx(request), principal(request)
-    try:
-        async with ctx.db.sessions() as s:
-            number = await tasks.reveal_number(s, ctx, path.task_id, f"api:{who.name}")
-    except LookupError as exc:
-        raise _mapped(exc) from exc
+    async with ctx.db.sessions() as s:
+        number = await tasks.reveal_number(s, ctx, path.task_id, f"api:{who.name}")
     return respond(NumberOut(task_id=path.task_id, number=number))
 
 

@@ -16,7 +16,6 @@ from hotline.clock import utcnow
 from hotline.privacy import normalise_number
 from http_api.auth import requires
 from http_api.bodies import read_json, read_path, respond
-from http_api.errors import ApiError
 from http_api.keys import app_ctx
 from http_api.openapi import Response, operation
 from service.context import AppContext
@@ -135,14 +134,9 @@ def case_out(case: Case, task: CallbackTask | None = None) -> CaseOut:
 async def create_case(request: web.Request) -> web.Response:
     body = await read_json(request, CaseIn)
     ctx = app_ctx(request)
-    try:
-        async with ctx.db.transaction() as s:
-            case, created = await svc.create_case(s, ctx, svc.NewCase(**body.model_dump()),
-                                                  utcnow())
-    except svc.CaseConflict as exc:
-        raise ApiError(409, "conflict", str(exc)) from exc
-    except svc.CaseError as exc:
-        raise ApiError(422, "validation_failed", str(exc)) from exc
+    async with ctx.db.transaction() as s:
+        case, created = await svc.create_case(s, ctx, svc.NewCase(**body.model_dump()),
+                                              utcnow())
     return respond(case_out(case), status=201 if created else 200)
 
 
@@ -155,14 +149,11 @@ async def close_case(request: web.Request) -> web.Response:
     path = read_path(request, CasePath)
     body = await read_json(request, CloseIn)
     ctx = app_ctx(request)
-    try:
-        async with ctx.db.transaction() as s:
-            closed = await svc.close_case(
-                s, ctx, path.case_number, rectification_result=body.rectification_result,
-                bad_rating=body.bad_rating, now=utcnow(), closed_at=body.closed_at,
-            )
-    except svc.CaseNotFound as exc:
-        raise ApiError(404, "not_found", str(exc)) from exc
+    async with ctx.db.transaction() as s:
+        closed = await svc.close_case(
+            s, ctx, path.case_number, rectification_result=body.rectification_result,
+            bad_rating=body.bad_rating, now=utcnow(), closed_at=body.closed_at,
+        )
     return respond(ClosedOut(case=case_out(closed.case, closed.task),
                              already_closed=closed.already_closed, callback=closed.callback))
 
@@ -173,12 +164,9 @@ async def close_case(request: web.Request) -> web.Response:
 async def get_case(request: web.Request) -> web.Response:
     path = read_path(request, CasePath)
     ctx = app_ctx(request)
-    try:
-        async with ctx.db.transaction() as s:
-            case = await svc.get_case(s, path.case_number)
-            task = await svc.callback_task_of(s, case) if case.has_bad_rating else None
-    except svc.CaseNotFound as exc:
-        raise ApiError(404, "not_found", str(exc)) from exc
+    async with ctx.db.transaction() as s:
+        case = await svc.get_case(s, path.case_number)
+        task = await svc.callback_task_of(s, case) if case.has_bad_rating else None
     return respond(case_out(case, task))
 
 

@@ -1,8 +1,10 @@
 """One JSON error shape for every failure: ``{"error": {"code": ..., "message": ...}}``.
 
-Handlers raise :class:`ApiError`; the middleware here also turns aiohttp's own HTTP exceptions
-(404, 405, 413 ...) and unexpected exceptions (500) into that shape, so a client never has to
-parse an HTML or plain-text error page.
+Handlers raise :class:`ApiError`, or let a domain error through: :data:`DOMAIN_ERRORS` is the
+one table that gives each domain error its status and code, so a handler is parse, call,
+respond. The middleware here also turns aiohttp's own HTTP exceptions (404, 405, 413 ...) and
+unexpected exceptions (500) into that shape, so a client never has to parse an HTML or
+plain-text error page.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+
+from callback_scheduler import campaigns, cases, csvimport, tasks
+from callback_scheduler.results import NothingToRate
 
 log = logging.getLogger("hotline.http")
 
@@ -38,6 +43,35 @@ _STATUS_CODES: dict[int, str] = {
     500: "internal_error",
     503: "unavailable",
 }
+
+#: Domain error → (status, code); the first row whose class matches wins, so a subclass goes
+#: before its base. The message is the exception's text (written for the client).
+DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
+    (csvimport.ImportRejected, 422, "import_rejected"),
+    (campaigns.CampaignNotFound, 404, "not_found"),
+    (tasks.TaskNotFound, 404, "not_found"),
+    (cases.CaseNotFound, 404, "not_found"),
+    (tasks.ManualError, 409, "conflict"),
+    (cases.CaseConflict, 409, "conflict"),
+    (cases.CaseError, 422, "validation_failed"),
+    (campaigns.CampaignError, 422, "validation_failed"),
+    (NothingToRate, 422, "validation_failed"),
+]
+
+
+def _details(exc: Exception) -> Any:
+    if isinstance(exc, csvimport.ImportRejected):  # every bad line, so the file can be fixed
+        return [{"line": e.line, "message": e.message} for e in exc.errors]
+    return None
+
+
+def domain_error(exc: Exception) -> ApiError | None:
+    """The client's view of a domain error, from :data:`DOMAIN_ERRORS`; None if not one."""
+    for cls, status, code in DOMAIN_ERRORS:
+        if isinstance(exc, cls):
+            return ApiError(status, code, str(exc), details=_details(exc))
+    return None
+
 
 # Headers of an aiohttp HTTPException that carry meaning and must survive the conversion.
 _KEPT_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")
@@ -102,7 +136,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(
             exc.status, status_code(exc.status), _http_message(request, exc), headers=headers
         )
-    except Exception:
+    except Exception as exc:
+        mapped = domain_error(exc)
+        if mapped is not None:
+            return error_response(mapped.status, mapped.code, mapped.message,
+                                  details=mapped.details)
         # Never echo the exception text: it may hold SQL, paths or personal data.
         log.exception("unhandled error", extra={"method": request.method, "path": request.path})
         return error_response(500, "internal_error", "internal server error")
