@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from forwarder.simulated import Receiver, add_backlog
 from forwarder.worker import Forwarder
 from service.context import AppContext
 from storage import migrate, outbox
-from tests.integration.test_forwarder_support import Receiver, add_backlog
 
 
 async def _drained(ctx: AppContext) -> None:

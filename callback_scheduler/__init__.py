@@ -15,5 +15,6 @@ Layout (pure policy first, I/O at the edges):
 - ``worker``       the ``serve_scheduler`` worker of ``hotline serve``
 - ``cli``          ``hotline campaign ...`` and ``hotline callback ...``
 
-How a supervisor uses it: SUPERVISOR.md beside this file.
+How a supervisor uses it: ``hotline campaign --help`` / ``hotline callback --help`` and
+the campaigns part of the HTTP API (/api/v1/openapi.json).
 """

@@ -34,7 +34,7 @@ from ivr.agi.channel import AgiChannel, CallLog, ChannelGone
 from ivr.dialog import DialogRunner
 from service.context import AppContext
 from storage.models import CallbackAttempt, CallbackTask, Case
-from storage.ratings import release
+from storage.ratings import release_rating
 
 log = logging.getLogger("hotline.callback.ivr")
 
@@ -134,7 +134,7 @@ class FollowupRunner(DialogRunner):
                 hold_until=None if action.final else now + HOLD,
             )
             if action.final and task.result_rating_id is not None:
-                await release(s, task.result_rating_id)
+                await release_rating(s, task.result_rating_id)
         self.log.info("follow-up answer stored", extra={"level": int(action.level),
                                                         "final": action.final})
 

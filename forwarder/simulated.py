@@ -1,8 +1,9 @@
-"""Shared by the forwarder tests (no tests here): a provincial receiver on 127.0.0.1 that checks
-signatures (HMAC, or SM2 signature + decryption with a key pair the test generates), keeps an
-idempotent store by key, and records every breach of the forwarder's promises — a key sent
-while the same key is still in flight, an entry of a case arriving before the earlier one was
-acknowledged, a request after the key was already acknowledged."""
+"""For the forwarder tests and the benchmark only (never imported by the service): a
+provincial receiver on 127.0.0.1 that checks signatures (HMAC, or SM2 signature + decryption
+with a key pair the test generates), keeps an idempotent store by key, and records every breach
+of the forwarder's promises — a key sent while the same key is still in flight, an entry of a
+case arriving before the earlier one was acknowledged, a request after the key was already
+acknowledged."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import socket
 import time
 from collections import Counter, defaultdict
@@ -23,11 +25,10 @@ from aiohttp import web
 from forwarder import sm2
 from hotline.clock import utcnow
 from hotline.levels import Level
-from hotline.settings import Settings
+from hotline.settings import Settings, load_settings
 from service.context import AppContext
 from storage.models import Call, Case, OutboxEntry, Rating, RatingKind, RatingSource
 from storage.ratings import RatingInput, project_no_for_call, save_rating, snapshot
-from tests.conftest import make_settings
 
 HMAC_SECRET = "test-hmac-secret"
 APP_MARK = "hotline-test"
@@ -132,7 +133,11 @@ class Receiver:
             "forwarder_poll_interval": 0.05,
         }
         values.update(overrides)
-        return make_settings(tmp_path, **values)
+        # isolated from the developer's environment and files, as the tests' settings are
+        for key in list(os.environ):
+            if key.startswith("HOTLINE_") and not key.startswith("HOTLINE_TEST_"):
+                os.environ.pop(key)
+        return load_settings(Path(os.devnull), data_dir=tmp_path / "data", **values)
 
     # ----------------------------------------------------------------- checks
     def _unwrap(self, request_headers: dict[str, str], body: bytes) -> dict[str, Any] | str:

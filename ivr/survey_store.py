@@ -22,7 +22,7 @@ from ivr.survey import Save
 from service.context import AppContext
 from storage.calls import upsert_call
 from storage.models import Call, Case, Rating, RatingKind, RatingSource, SurveyStatus
-from storage.ratings import RatingInput, project_no_for_call, release, save_rating
+from storage.ratings import RatingInput, project_no_for_call, release_rating, save_rating
 
 log = logging.getLogger("hotline.ivr.store")
 
@@ -156,7 +156,7 @@ class SurveyStore:
                 rectification_due=self.ctx.rectification_due(self.rated_at),
             )
             if action.final:
-                await release(s, rating.id)
+                await release_rating(s, rating.id)
                 call.ended_at = now
             call.survey_status = SurveyStatus.RATED
             return rating.id

@@ -24,8 +24,8 @@ from service.context import AppContext
 
 log = logging.getLogger("hotline.ivr.server")
 
-#: agi://host:port/<route> → "module:function(ctx, channel)". The 回访 flow adds
-#: "callback" here when it lands.
+#: agi://host:port/<route> → "module:function(ctx, channel)": each flow's module is imported
+#: when the server starts. A new AGI flow adds its route here.
 ROUTES: dict[str, str] = {
     "survey": "ivr.survey_flow:handle",
     "callback": "callback_scheduler.followup_agi:handle",

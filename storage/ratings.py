@@ -155,7 +155,7 @@ async def enqueue(
     await session.flush()
 
 
-async def release(session: AsyncSession, rating_id: int) -> None:
+async def release_rating(session: AsyncSession, rating_id: int) -> None:
     """End the hold: the rating is complete, send it now."""
     await session.execute(
         update(OutboxEntry)

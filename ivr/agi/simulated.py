@@ -1,5 +1,6 @@
 """A stand-in for Asterisk's side of an AGI session, for tests of AGI flows without Asterisk
-(the survey here, the 回访 flow later). It answers the way ``res/res_agi.c`` does, including
+(the survey and the 回访 follow-up). Tests and benchmarks only: nothing the service runs
+imports it. It answers the way ``res/res_agi.c`` does, including
 ``HANGUP`` lines, ``511`` after a hang-up and EOF.
 
 * :func:`split_args` re-implements res_agi's ``parse_args``: what Asterisk would make of a

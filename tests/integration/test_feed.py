@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
+from forwarder.simulated import add_call_rating, add_case_ratings
 from hotline.clock import utcnow
 from hotline.levels import Level
 from http_api import tokens
@@ -23,10 +24,9 @@ from http_api.app import build_app
 from service.context import AppContext
 from storage.db import Database
 from storage.models import OutboxEntry, Rating, RatingKind, RatingSource
-from storage.ratings import RatingInput, enqueue, release, save_rating
+from storage.ratings import RatingInput, enqueue, save_rating
+from storage.ratings import release_rating as release
 from tests.conftest import make_settings
-
-from .test_forwarder_support import add_call_rating, add_case_ratings
 
 Client = TestClient[web.Request, web.Application]
 

@@ -20,6 +20,12 @@ from aiohttp import web
 from sqlalchemy import select
 
 from forwarder import cli as fcli
+from forwarder.simulated import (
+    Arrival,
+    Receiver,
+    add_call_rating,
+    add_case_ratings,
+)
 from forwarder.worker import Forwarder
 from hotline.clock import utcnow
 from hotline.levels import Level
@@ -31,13 +37,6 @@ from storage.models import OutboxEntry, OutboxStatus, Rating, RatingSource
 from storage.ratings import enqueue
 from tests.conftest import make_settings
 from tests.waiting import wait_until
-
-from .test_forwarder_support import (
-    Arrival,
-    Receiver,
-    add_call_rating,
-    add_case_ratings,
-)
 
 RATED = dt.datetime(2026, 3, 1, 16, 30, 5, tzinfo=dt.UTC)  # 2026-03-02 00:30:05 in Beijing
 

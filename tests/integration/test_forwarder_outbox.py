@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select, update
 
+from forwarder.simulated import add_case_ratings
 from hotline.clock import utcnow
 from hotline.levels import Level
 from service.context import AppContext
@@ -16,8 +17,6 @@ from storage import outbox
 from storage.db import Database
 from storage.models import OutboxEntry, OutboxStatus, RatingKind, RatingSource
 from storage.ratings import RatingInput, enqueue, save_rating
-
-from .test_forwarder_support import add_case_ratings
 
 
 async def _rating(ctx: AppContext, project: str, assess: int = 1, hold: float = 0) -> None:

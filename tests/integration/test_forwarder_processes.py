@@ -16,17 +16,16 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import func, select
 
-from hotline.settings import PROJECT_ROOT
-from service.context import AppContext
-from storage.models import OutboxEntry, OutboxStatus
-from tests.waiting import wait_until
-
-from .test_forwarder_support import (
+from forwarder.simulated import (
     Arrival,
     Receiver,
     add_backlog,
     add_case_ratings,
 )
+from hotline.settings import PROJECT_ROOT
+from service.context import AppContext
+from storage.models import OutboxEntry, OutboxStatus
+from tests.waiting import wait_until
 
 
 def _env(settings_values: dict[str, Any]) -> dict[str, str]:

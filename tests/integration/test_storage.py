@@ -13,7 +13,8 @@ from hotline.levels import Level
 from service.context import AppContext
 from storage import migrate
 from storage.models import Call, OutboxEntry, OutboxStatus, Rating, RatingKind, RatingSource
-from storage.ratings import RatingInput, project_no_for_call, release, save_rating
+from storage.ratings import RatingInput, project_no_for_call, save_rating
+from storage.ratings import release_rating as release
 
 
 def _keypad(linkedid: str, level: Level, **kw: object) -> RatingInput:
