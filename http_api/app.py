@@ -1,7 +1,7 @@
 """The HTTP API: an aiohttp application assembled from feature modules.
 
-A feature module is any module with ``setup(app, ctx)`` that adds routes; append its dotted
-name to ``FEATURE_MODULES``. Each handler declares who may call it (``@requires(...)`` or
+A feature module is any module with ``setup(app, ctx)`` that adds routes; append its ``setup``
+to ``FEATURES``. Each handler declares who may call it (``@requires(...)`` or
 ``@public`` from http_api.auth; a route without either stops the app from starting) and its
 documentation (``@operation(...)`` from http_api.openapi, which feeds /api/v1/openapi.json)::
 
@@ -28,12 +28,12 @@ JSON 500 without internals.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
+from http_api import calls, campaigns, cases, feed, system
 from http_api.auth import auth_middleware, check_routes
 from http_api.errors import error_middleware
 from http_api.keys import CTX
@@ -44,12 +44,10 @@ log = logging.getLogger("hotline.http")
 Setup = Callable[[web.Application, AppContext], None]
 
 #: Always present: /healthz, /readyz, /api/v1/openapi.json.
-CORE_MODULES: tuple[str, ...] = ("http_api.system",)
+CORE: tuple[Setup, ...] = (system.setup,)
 
-#: Later features append "package.module" here; each module exposes ``setup(app, ctx)``.
-FEATURE_MODULES: list[str] = [
-    "http_api.feed", "http_api.cases", "http_api.campaigns", "http_api.calls",
-]
+#: Later features append their module's ``setup(app, ctx)`` here.
+FEATURES: list[Setup] = [feed.setup, cases.setup, campaigns.setup, calls.setup]
 
 #: Request bodies above this are refused with 413 (aiohttp's default is 1 MiB too; explicit).
 MAX_BODY_BYTES = 1024 * 1024
@@ -70,10 +68,7 @@ def build_app(ctx: AppContext, extra: Iterable[Setup] = ()) -> web.Application:
         middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
     )
     app[CTX] = ctx
-    setups: list[Setup] = [
-        importlib.import_module(name).setup for name in (*CORE_MODULES, *FEATURE_MODULES)
-    ]
-    for setup in (*setups, *extra):
+    for setup in (*CORE, *FEATURES, *extra):
         setup(app, ctx)
     # First startup hook, so an undeclared route stops the start before anything else runs.
     app.on_startup.insert(0, _check_routes)

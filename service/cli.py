@@ -1,26 +1,34 @@
 """``hotline``: the one console command. Each package contributes its own subcommands through a
-``register(subparsers)`` function listed in ``COMMAND_MODULES``."""
+``register(subparsers)`` function listed in ``COMMANDS``."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from callback_scheduler import cli as callback_cli
+from forwarder import cli as forwarder_cli
 from hotline.settings import SettingsError, load_settings
+from http_api import cli as http_cli
+from ivr import cli as ivr_cli
+from sandbox import call_cli as sandbox_call_cli
+from sandbox import cli as sandbox_cli
+from service import serve
 from service.commands import CommandError
+from storage import cli as storage_cli
 
-COMMAND_MODULES = [
-    "service.serve",
-    "storage.cli",
-    "http_api.cli",
-    "sandbox.cli",
-    "sandbox.call_cli",
-    "ivr.cli",
-    "forwarder.cli",
-    "callback_scheduler.cli",
+#: each adds its subcommands to the parser, in this order in ``hotline --help``
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
+    serve.register,
+    storage_cli.register,
+    http_cli.register,
+    sandbox_cli.register,
+    sandbox_call_cli.register,
+    ivr_cli.register,
+    forwarder_cli.register,
+    callback_cli.register,
 ]
 
 
@@ -36,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="settings file (TOML); default $HOTLINE_CONFIG or ./hotline.toml",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for register in COMMANDS:
+        register(sub)
     return parser
 
 
