@@ -22,6 +22,11 @@ from storage.models import Case, OutboxEntry, OutboxStatus, Rating
 
 CALL_PROJECT_PREFIX = "CALL-"
 
+#: ``session.info`` key of the coroutine run after a rating is saved, in its transaction:
+#: ``hook(session, rating)``. The composition root installs the 差评 loop's (bad_ratings.hook),
+#: which opens or joins the rating's 差评 item.
+AFTER_SAVE = "after_rating_saved"
+
 
 def project_no_for_call(linkedid: str) -> str:
     """一次一评 rates the call itself, so the call is the ``projectNo``; 一事一评 uses the
@@ -114,6 +119,9 @@ async def save_rating(
             case.has_bad_rating = True
             case.rectification_due = case.rectification_due or rectification_due
     await enqueue(session, rating, case_number=data.case_number, hold_until=hold_until)
+    hook = session.info.get(AFTER_SAVE)
+    if hook is not None:
+        await hook(session, rating)
     return rating
 
 
