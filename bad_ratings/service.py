@@ -19,7 +19,7 @@ from bad_ratings import machine, store, webhooks
 from bad_ratings.deadlines import Policy
 from bad_ratings.machine import Action, Command, Refused, State
 from hotline.levels import Level
-from storage.models import BadRatingEvent, BadRatingItem, Case, Rating, RatingSource
+from storage.models import BadRatingEvent, BadRatingItem, Call, Case, Rating, RatingSource
 
 
 class NotFound(LookupError):
@@ -117,6 +117,7 @@ async def on_rating_saved(
     if not rating.valid or not Level(rating.level).is_bad or rating.source == RatingSource.DEFAULT:
         return None
     case = await session.get(Case, rating.case_id) if rating.case_id is not None else None
+    call = await session.get(Call, rating.call_id) if rating.call_id is not None else None
     key = subject_key(rating, case)
     row = await session.scalar(
         select(BadRatingItem).where(BadRatingItem.subject_key == key).with_for_update()
@@ -125,8 +126,10 @@ async def on_rating_saved(
         row = BadRatingItem(
             subject_key=key, project_no=rating.project_no, case_id=rating.case_id,
             call_id=rating.call_id, case_number=case.case_number if case else None,
-            department_code=rating.department_code or (case.department_code if case else None),
-            agent_id=rating.agent_id, state=State.PENDING.value, round=1,
+            department_code=rating.department_code or (case.department_code if case else None)
+            or (call.department_code if call else None),
+            agent_id=rating.agent_id or (call.agent_id if call else None),
+            state=State.PENDING.value, round=1,
             first_rating_id=rating.id, latest_rating_id=rating.id, supervise_count=0,
         )
         decision = machine.open_item(rating.rated_at or now, policy)

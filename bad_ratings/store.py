@@ -14,7 +14,7 @@ from bad_ratings import machine, webhooks
 from bad_ratings.deadlines import DueStatus, Policy
 from bad_ratings.machine import OPEN_STATES, Command, Decision, State
 from storage.audit import record_audit
-from storage.models import BadRatingEvent, BadRatingItem, CallbackTask, Rating
+from storage.models import BadRatingEvent, BadRatingItem, CallbackTask, Case, Rating
 from storage.ratings import enqueue
 
 SUBJECT = "bad_rating"
@@ -125,12 +125,16 @@ async def invalidate_ratings(
 
 
 async def cancel_followups(session: AsyncSession, row: BadRatingItem) -> None:
-    """The pending 回访 of the item's case is no longer wanted (invalid, returned, reopened)."""
-    if row.case_id is None:
+    """The pending 回访 of the item's case is no longer wanted (invalid, returned, reopened).
+    A per-call item reaches the case the 工单 system opened from that call later."""
+    case_ids = {row.case_id} if row.case_id is not None else set()
+    if row.call_id is not None:
+        case_ids |= set(await session.scalars(select(Case.id).where(Case.call_id == row.call_id)))
+    if not case_ids:
         return
     await session.execute(
         update(CallbackTask)
-        .where(CallbackTask.case_id == row.case_id, CallbackTask.status == "pending")
+        .where(CallbackTask.case_id.in_(case_ids), CallbackTask.status == "pending")
         .values(status="cancelled", outcome="cancelled")
     )
 
