@@ -267,3 +267,30 @@ async def test_audit_log_is_append_only(ctx: AppContext) -> None:
             await s.execute(text("DELETE FROM audit_log"))
     async with ctx.db.sessions() as s:
         assert await s.scalar(select(AuditEntry.actor)) == "system"
+
+
+async def test_workorder_updates_and_reopens_a_case(client: Client, ctx: AppContext) -> None:
+    """updateCase reassigns the open 差评 item; reopenCase cancels the pending 回访; audited."""
+    await add_call(ctx, "WO-1")
+    await rate_call(ctx, "WO-1", Level.DISSATISFIED)
+    async with ctx.db.transaction() as s:
+        await create_case(s, ctx, NewCase("GD-WO-1", "D1", "住建局", NUMBER, "WO-1"), utcnow())
+        closed = await close_case(s, ctx, "GD-WO-1", rectification_result=None, bad_rating=None,
+                                  now=utcnow())
+        assert closed.task is not None
+    wo = await bearer(ctx, "workorder")
+    resp = await client.patch("/api/v1/cases/GD-WO-1", headers=wo,
+                              json={"department_code": "D9"})
+    assert resp.status == 200 and (await resp.json())["department_code"] == "D9"
+    d9 = await bearer(ctx, "department", departments=("D9",))
+    assert len(await (await client.get(BASE, headers=d9)).json()) == 1
+    await post(client, "/api/v1/cases/GD-WO-1/reopen", wo, {"reason": "市民补充诉求"})
+    await post(client, "/api/v1/cases/GD-WO-1/reopen", wo, {"reason": "again"}, status=409)
+    assert (await client.patch("/api/v1/cases/NOPE", headers=wo, json={})).status == 404
+    async with ctx.db.sessions() as s:
+        task = await s.get(CallbackTask, closed.task.id)
+        assert task is not None and task.status == "cancelled"
+        actions = list(await s.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
+    assert actions[-3:] == ["case.update", "bad_rating.assign", "case.reopen"]
+    # the 工单 system cannot reveal numbers or act as a department
+    assert (await client.get("/api/v1/callbacks/tasks/1/number", headers=wo)).status == 403
