@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.clock import utcnow
@@ -123,6 +123,15 @@ async def save_rating(
     if hook is not None:
         await hook(session, rating)
     return rating
+
+
+async def next_assess_number(session: AsyncSession, project_no: str, *, minimum: int = 2) -> int:
+    """The assessNumber of a further evaluation of ``project_no`` (issue 8 defect 6): each
+    evaluation keeps its own record and idempotency key, never overwriting an earlier one."""
+    highest = await session.scalar(
+        select(func.max(Rating.assess_number)).where(Rating.project_no == project_no)
+    )
+    return max(minimum, (highest or 0) + 1)
 
 
 async def enqueue(
