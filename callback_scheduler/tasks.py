@@ -30,6 +30,7 @@ from callback_scheduler.rules import CampaignRules, Outcome, resolve
 from callback_scheduler.tables import SYSTEM_PREFIX
 from hotline.context import AppContext
 from hotline.privacy import ProtectedNumber
+from storage.audit import record_audit
 from storage.models import CallbackAttempt, CallbackTask, Campaign, Case, RatingSource
 
 log = logging.getLogger("hotline.callback")
@@ -378,12 +379,20 @@ async def record_manual(
     return task
 
 
-async def reveal_number(session: AsyncSession, ctx: AppContext, task_id: int, by: str) -> str:
+async def reveal_number(
+    session: AsyncSession, ctx: AppContext, task_id: int, by: str, *, reason: str,
+    role: str = "supervisor",
+) -> str:
     """The clear number for a manual call (DOMAIN.md rule 8: shown only where needed, and
-    each showing is logged — without the number)."""
+    each showing is logged and audited with its reason — without the number; issue 10)."""
+    if not reason or not reason.strip():
+        raise ValueError("a reason is required to reveal a number")
     task = await session.get(CallbackTask, task_id)
     if task is None:
         raise LookupError(f"no callback task {task_id}")
+    await record_audit(session, actor=by, role=role, action="number.reveal",
+                       subject_type="callback_task", subject_id=task_id,
+                       details={"reason": reason.strip(), "masked": task.number_masked})
     log.info("callback number revealed for a manual call", extra={"task_id": task_id, "by": by})
     return ctx.vault.reveal(task.number_enc)
 
