@@ -374,6 +374,11 @@ async def record_manual(
     note_text = (note or "").strip()
     task.manual_note = f"[{by}] {note_text}".strip() if note_text or by else None
     task.updated_at = now
+    await record_audit(session, actor=by, role="supervisor", action="callback.manual_result",
+                       subject_type="callback_task", subject_id=task.id, at=now, details={
+                           "reached": reached, "level": int(answer.level) if answer else None,
+                           "resolved": answer.resolved if answer else None,
+                           "rating_id": task.result_rating_id, "note": note_text or None})
     log.info("manual callback result recorded",
              extra={"task_id": task.id, "reached": reached, "by": by})
     return task

@@ -99,6 +99,9 @@ async def test_rule5_manual_list_reveal_and_manual_result(
         "note": "市民表示仍未解决"})
     assert resp.status == 200
     assert (await resp.json())["status"] == "manual_done"
+    audit = await (await client.get("/api/v1/audit?action=callback.manual_result",
+                                    headers=auth)).json()
+    assert [(a["details"]["level"], a["details"]["resolved"]) for a in audit] == [(4, False)]
     resp = await client.post(url, headers=auth, json={"reached": True})
     assert resp.status == 409
     resp = await client.post("/api/v1/callbacks/tasks/999999/manual-result", headers=auth,
