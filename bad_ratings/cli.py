@@ -10,7 +10,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from bad_ratings import service, store
+from bad_ratings import followup, service, store
 from bad_ratings.machine import LABELS, Action, Command, Finding, Refused, State
 from hotline.clock import format_local, utcnow
 from hotline.commands import CommandError, with_context
@@ -158,6 +158,7 @@ def _act(settings: Settings, args: argparse.Namespace) -> int:
             async with ctx.db.transaction() as s:
                 row = await service.act(s, _actor(args), args.id, cmd,
                                         policy=ctx.bad_rating_policy, now=utcnow())
+                await followup.after_act(s, ctx, row, utcnow())
                 return _row(ctx, row, utcnow())
         except (service.NotFound, Refused) as exc:
             raise CommandError(str(exc)) from exc

@@ -28,6 +28,11 @@ from storage.ratings import RatingInput, next_assess_number, project_no_for_call
 
 FOLLOWUP_ASSESS_NUMBER = 2
 
+#: ``session.info`` key of the coroutine told about every case 回访 answer, in its transaction:
+#: ``hook(session, case, rating, resolved)``; the 差评 loop (bad_ratings.hook) stores it on the
+#: item awaiting its 回访 after 整改.
+AFTER_FOLLOWUP = "after_followup_answer"
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -84,6 +89,9 @@ async def store_answer(
         )
         if answer.resolved is False or answer.level.is_bad:
             case.needs_attention = True
+        hook = session.info.get(AFTER_FOLLOWUP)
+        if hook is not None:
+            await hook(session, case, rating, answer.resolved)
     elif task.call_id is not None:
         call = await session.get(Call, task.call_id, with_for_update=True)
         assert call is not None

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from bad_ratings import service, store
+from bad_ratings import followup, service, store
 from bad_ratings.machine import LABELS, Action, Command, Finding, Refused, State
 from hotline.clock import utcnow
 from hotline.context import AppContext
@@ -197,6 +197,7 @@ async def _act(request: web.Request, cmd: Command) -> web.Response:
         async with ctx.db.transaction() as s:
             row = await service.act(s, actor, path.item_id, cmd, policy=ctx.bad_rating_policy,
                                     now=now)
+            await followup.after_act(s, ctx, row, now)
             events = await store.timeline(s, row.id)
     except service.NotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
