@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bad_ratings import cli as bad_ratings_cli
 from callback_scheduler import cli as callback_cli
 from forwarder import cli as forwarder_cli
 from hotline.settings import SettingsError, load_settings
@@ -29,6 +30,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore
     ivr_cli.register,
     forwarder_cli.register,
     callback_cli.register,
+    bad_ratings_cli.register,
 ]
 
 
