@@ -48,7 +48,7 @@ def score_agents(
         given = part_scores.get(agent, {})
         parts = {name: given.get(name) for name in other_parts}
         total = None
-        if points is not None and all(v is not None for v in parts.values()):
+        if other_parts and points is not None and all(v is not None for v in parts.values()):
             total = round(
                 points + sum(other_parts[n] * float(v) for n, v in parts.items() if v is not None),
                 2,
