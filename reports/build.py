@@ -44,6 +44,10 @@ class Scope:
         return self.departments is not None
 
 
+#: every department: what supervisors see
+ALL = Scope()
+
+
 @dataclass
 class Row:
     key: str | None
@@ -149,7 +153,7 @@ async def build_report(
     period: Period,
     grouping: str = "department",
     *,
-    scope: Scope = Scope(),
+    scope: Scope = ALL,
     parts: Iterable[str] = PARTS,
     part_scores: Mapping[str, Mapping[str, float]] | None = None,
     now: dt.datetime | None = None,

@@ -11,7 +11,7 @@ from pathlib import Path
 from hotline.clock import utcnow
 from hotline.context import AppContext
 from reports import export_csv, export_pdf, export_xlsx, tables
-from reports.build import PARTS, Report, Scope, build_report
+from reports.build import ALL, PARTS, Report, Scope, build_report
 from reports.periods import Period, parse
 
 FORMATS = ("xlsx", "pdf", "csv")
@@ -32,7 +32,7 @@ async def make_report(
     period: Period,
     grouping: str,
     *,
-    scope: Scope = Scope(),
+    scope: Scope = ALL,
     parts: frozenset[str] = PARTS,
     part_scores: Mapping[str, Mapping[str, float]] | None = None,
     now: dt.datetime | None = None,

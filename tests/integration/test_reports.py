@@ -5,6 +5,7 @@ test."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import shutil
@@ -224,8 +225,10 @@ async def test_pdf_text_extracted_with_pdftotext(filled: AppContext, tmp_path: P
     rep = await report(filled)
     pdf = tmp_path / "tongbao.pdf"
     pdf.write_bytes(export_pdf.document(rep))
-    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
-                          check=True).stdout
+    done = await asyncio.to_thread(
+        subprocess.run, ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+    )
+    text = done.stdout
     flat = "".join(text.split())
     assert "关于2026年10月12345热线“好差评”情况的通报" in flat
     assert "12345政务服务便民热线管理中心" in flat  # the issuing unit (setting)
