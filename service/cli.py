@@ -14,6 +14,7 @@ from forwarder import cli as forwarder_cli
 from hotline.settings import SettingsError, load_settings
 from http_api import cli as http_cli
 from ivr import cli as ivr_cli
+from reports import cli as reports_cli
 from sandbox import call_cli as sandbox_call_cli
 from sandbox import cli as sandbox_cli
 from service import serve
@@ -31,6 +32,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore
     forwarder_cli.register,
     callback_cli.register,
     bad_ratings_cli.register,
+    reports_cli.register,
 ]
 
 

@@ -28,6 +28,7 @@ WORKERS: list[tuple[str, str]] = [
     ("serve_forwarder", "forwarder.worker:run"),
     ("serve_scheduler", "callback_scheduler.worker:run"),
     ("serve_bad_ratings", "bad_ratings.worker:run"),
+    ("serve_reports", "reports.documents:run"),
 ]
 
 
