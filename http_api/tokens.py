@@ -35,11 +35,16 @@ class TokenError(ValueError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's id, name and role (``principal(request)`` in handlers)."""
+    """Who is calling: the token's id, name and role (``principal(request)`` in handlers).
+    A console user logged in with a session has ``token_id`` 0 and ``user_id`` set; the
+    role and department scope are checked the same way for both."""
 
     token_id: int
     name: str
     role: str
+    user_id: int | None = None
+    departments: tuple[str, ...] = ()
+    agent_id: str | None = None
 
     def may(self, roles: frozenset[str] | tuple[str, ...]) -> bool:
         return self.role == ADMIN or self.role in roles
