@@ -49,7 +49,8 @@ CORE_MODULES: tuple[str, ...] = ("http_api.system",)
 #: Later features append "package.module" here; each module exposes ``setup(app, ctx)``.
 FEATURE_MODULES: list[str] = [
     "http_api.feed", "http_api.cases", "http_api.campaigns", "http_api.calls",
-    "console.routes", "console.ratings_api", "console.delivery", "console.static",
+    "console.routes", "console.ratings_api", "console.dashboard", "console.delivery",
+    "console.static",
 ]
 
 #: Request bodies above this are refused with 413 (aiohttp's default is 1 MiB too; explicit).
