@@ -17,7 +17,7 @@ from console import sessions, users
 from hotline.clock import utcnow
 from hotline.context import AppContext
 from http_api import tokens
-from http_api.auth import public, requires
+from http_api.auth import authenticate, public, requires
 from http_api.bodies import read_json, read_path, respond
 from http_api.errors import ApiError
 from http_api.keys import CTX, SESSION, app_ctx, principal
@@ -54,9 +54,10 @@ class UserOut(BaseModel):
 class SessionOut(BaseModel):
     """Who is logged in, and the token every change must carry in ``X-CSRF-Token``."""
 
+    authenticated: bool = True
     user: UserOut | None
-    name: str
-    role: str
+    name: str | None
+    role: str | None
     csrf_token: str | None
 
 
@@ -172,11 +173,19 @@ async def login(request: web.Request) -> web.Response:
     return response
 
 
-@requires(*ANY_ROLE)
-@operation(summary="Who is logged in, and the CSRF token", tags=TAGS,
-           operation_id="getSession", responses={200: SessionOut})
+@public
+@operation(summary="Who is logged in, and the CSRF token",
+           description="Open to anyone, so that the console can ask without an error whether "
+           "it is logged in: `authenticated` is false without a valid session or token.",
+           tags=TAGS, operation_id="getSession", responses={200: SessionOut})
 async def get_session(request: web.Request) -> web.Response:
-    who = principal(request)
+    try:
+        who = await authenticate(request)
+    except ApiError as exc:
+        if exc.status != 401:
+            raise
+        return respond(SessionOut(authenticated=False, user=None, name=None, role=None,
+                                  csrf_token=None))
     active = request.get(SESSION)
     if active is None:  # a token holder asking who they are
         return respond(SessionOut(user=None, name=who.name, role=who.role, csrf_token=None))

@@ -50,8 +50,8 @@ export async function api(method, path, body, { raw = false, contentType } = {})
 export async function loadSession() {
   try {
     const resp = await fetch('/api/v1/session', { credentials: 'same-origin' })
-    if (resp.ok) {
-      const me = await resp.json()
+    const me = resp.ok ? await resp.json() : { authenticated: false }
+    if (me.authenticated) {
       Object.assign(session, { user: me.user, role: me.role, name: me.name, csrf: me.csrf_token })
     } else {
       Object.assign(session, { user: null, role: null, name: null, csrf: null })
