@@ -20,7 +20,8 @@ from hotline.settings import PROJECT_ROOT
 from http_api.app import run
 from tests.conftest import make_settings, missing
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = "/usr/bin/chromium"
+CONSOLE_BUILT = (PROJECT_ROOT / "console" / "dist" / "index.html").is_file()
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -43,13 +44,17 @@ class Console:
 
 
 @pytest.fixture(scope="module")
-async def console(tmp_path_factory: pytest.TempPathFactory,
-                  sqlite_template: Path) -> AsyncIterator[Console]:
-    if not (PROJECT_ROOT / "console" / "dist" / "index.html").is_file():
+def console_db(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Path:
+    db = tmp_path_factory.mktemp("console") / "hotline.db"
+    db.write_bytes(sqlite_template.read_bytes())  # migrated copy
+    return db
+
+
+@pytest.fixture(scope="module")
+async def console(console_db: Path) -> AsyncIterator[Console]:
+    if not CONSOLE_BUILT:
         missing("the built console (scripts/setup builds console/dist)")
-    base = tmp_path_factory.mktemp("console")
-    db = base / "hotline.db"
-    db.write_bytes(sqlite_template.read_bytes())
+    base, db = console_db.parent, console_db
     settings = make_settings(base, database_url=f"sqlite+aiosqlite:///{db}",
                              http_port=PORT, http_host="127.0.0.1")
     ctx = AppContext.create(settings)
@@ -77,12 +82,12 @@ async def console(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[object]:
-    if not CHROMIUM.exists():
+    if not os.access(CHROMIUM, os.X_OK):
         missing("Debian's chromium (scripts/setup installs it)")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         await b.close()
 

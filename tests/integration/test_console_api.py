@@ -221,3 +221,26 @@ async def test_the_built_console_is_served_with_the_spa_fallback(client: Client)
     api = await client.get("/api/v1/nothing-here")
     assert api.status == 404 and (await api.json())["error"]["code"] == "not_found"
     assert (await client.post("/healthz")).status == 405
+
+
+def test_user_commands_create_and_reset(console_ctx: AppContext,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from hotline import cli
+
+    os.environ["HOTLINE_DATABASE_URL"] = console_ctx.settings.effective_database_url
+    os.environ["HOTLINE_DATA_DIR"] = str(console_ctx.settings.data_dir)
+    try:
+        assert cli.main(["user", "create", "chen", "--role", "agent", "--agent", "A1009"]) == 0
+        first = capsys.readouterr().out.rsplit(" ", 1)[1].strip()
+        assert cli.main(["user", "reset-password", "chen"]) == 0
+        second = capsys.readouterr().out.rsplit(" ", 1)[1].strip()
+        assert first != second and len(second) >= 12
+        assert cli.main(["user", "list"]) == 0
+        listing = capsys.readouterr().out
+        assert "chen" in listing and "agent" in listing
+        assert cli.main(["user", "reset-password", "nobody"]) == 1
+    finally:
+        os.environ.pop("HOTLINE_DATABASE_URL")
+        os.environ.pop("HOTLINE_DATA_DIR")
