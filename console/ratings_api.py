@@ -32,7 +32,7 @@ log = logging.getLogger("hotline.console.ratings")
 
 TAGS = ["ratings"]
 #: Who may read ratings; each sees only its scope (:func:`scoped`).
-READERS = ("supervisor", "reviewer", "agent")
+READERS = ("supervisor", "reviewer", "agent", "department")
 MAX_LIMIT = 500
 LIVE_POLL_SECONDS = 1.0
 LIVE_HEARTBEAT_SECONDS = 15.0
@@ -100,7 +100,7 @@ def scoped(stmt: Select[Any], who: Principal) -> Select[Any]:
     if who.role == "agent":
         return stmt.where(Rating.agent_id == (who.agent_id or "\x00"))
     if who.role == "department":
-        return stmt.where(Rating.department_code.in_(who.departments or ("\x00",)))
+        return stmt.where(Rating.department_code.in_(sorted(who.departments) or ["\x00"]))
     return stmt
 
 

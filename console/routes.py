@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from console import sessions, users
 from hotline.clock import utcnow
@@ -22,6 +23,7 @@ from http_api.bodies import read_json, read_path, respond
 from http_api.errors import ApiError
 from http_api.keys import CTX, SESSION, app_ctx, principal
 from http_api.openapi import operation
+from storage.audit import record_audit
 from storage.models import ApiToken, ConsoleUser
 
 log = logging.getLogger("hotline.console")
@@ -234,6 +236,15 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _audit(s: AsyncSession, request: web.Request, action: str, subject_id: int,
+                 details: dict[str, Any]) -> None:
+    """Role, scope and token changes are audited (issue 10 "Roles, scope and audit")."""
+    who = principal(request)
+    subject = "token" if action.startswith("token.") else "console_user"
+    await record_audit(s, actor=who.name, role=who.role, action=action,
+                       subject_type=subject, subject_id=subject_id, details=details)
+
+
 # ------------------------------------------------------------------------- admin: users
 @requires("admin")
 @operation(summary="Console users", tags=ADMIN_TAGS, operation_id="listUsers",
@@ -258,6 +269,9 @@ async def create_user(request: web.Request) -> web.Response:
                 s, username=body.username, password=password, role=body.role,
                 display_name=body.display_name, departments=body.departments,
                 agent_id=body.agent_id)
+            await _audit(s, request, "user.create", user.id, {
+                "username": user.username, "role": user.role, "departments": user.departments,
+                "agent_id": user.agent_id})
     except users.UserError as exc:
         raise ApiError(422, "validation_failed", str(exc)) from exc
     log.info("console user created", extra={"user": user.username, "role": user.role,
@@ -285,6 +299,8 @@ async def update_user(request: web.Request) -> web.Response:
                 display_name=body.display_name, disabled=body.disabled, unlock=body.unlock)
             if scope_changed:  # powers taken away take effect at once
                 await sessions.end_all_for(s, user.id)
+            await _audit(s, request, "user.update", user.id,
+                         body.model_dump(exclude_none=True, exclude_defaults=True))
     except users.UserError as exc:
         raise ApiError(422, "validation_failed", str(exc)) from exc
     log.info("console user changed", extra={"user": user.username, "role": user.role,
@@ -305,6 +321,7 @@ async def reset_password(request: web.Request) -> web.Response:
             raise ApiError(404, "not_found", f"no user {path.user_id}")
         await users.set_password(s, user, password)
         await sessions.end_all_for(s, user.id)
+        await _audit(s, request, "user.reset_password", user.id, {"username": user.username})
     log.info("console password reset", extra={"user": user.username,
                                                "by": principal(request).name})
     return respond(CreatedUserOut(user=user_out(user), password=password))
@@ -329,6 +346,8 @@ async def create_token(request: web.Request) -> web.Response:
     try:
         async with app_ctx(request).db.transaction() as s:
             row, secret = await tokens.create_token(s, name=body.name, role=body.role)
+            await _audit(s, request, "token.create", row.id,
+                         {"name": row.name, "role": row.role})
     except tokens.TokenError as exc:
         raise ApiError(422, "validation_failed", str(exc)) from exc
     log.info("api token created", extra={"token_id": row.id, "role": row.role,
@@ -344,6 +363,8 @@ async def revoke_token(request: web.Request) -> web.Response:
     path = read_path(request, TokenPath)
     async with app_ctx(request).db.transaction() as s:
         row = await tokens.revoke_token(s, path.token_id)
+        if row is not None:
+            await _audit(s, request, "token.revoke", row.id, {"name": row.name})
     if row is None:
         raise ApiError(404, "not_found", f"no token {path.token_id}")
     log.info("api token revoked", extra={"token_id": row.id, "by": principal(request).name})

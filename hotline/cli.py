@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "ivr.cli",
     "forwarder.cli",
     "callback_scheduler.cli",
+    "bad_ratings.cli",
     "console.cli",
 ]
 

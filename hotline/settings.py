@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     serve_http: bool = True
     serve_forwarder: bool = True
     serve_scheduler: bool = True
+    serve_bad_ratings: bool = True  # 差评 deadline watch (即将超期/超期) and webhook sender
     serve_default_ratings: bool = True
 
     # --- FastAGI server
@@ -157,6 +158,19 @@ class Settings(BaseSettings):
     rectification_days_unit: Literal["natural_days", "working_days"] = "working_days"
     callback_deadline_working_days: int = Field(default=5, ge=1)
     workday_overrides_file: Path | None = None
+
+    # --- the 差评 closed loop (bad_ratings; DOMAIN.md "The 差评 loop"). Deadlines use
+    # rectification_days_unit too: the seeds' working days, or seed 002's natural days.
+    bad_rating_verify_days: int = Field(default=2, ge=1)  # 核实 due (seed 001 "立即核实")
+    bad_rating_due_soon_days: int = Field(default=2, ge=0)  # 即将超期: this close to a due date
+    # 申诉: an agent may appeal within this many working days of the 差评 (seed 002)
+    bad_rating_appeal_days: int = Field(default=5, ge=1)
+    bad_rating_watch_interval_seconds: float = Field(default=300.0, gt=0)
+    # webhook for the 工单 system / a messaging bot: 差评 opened, 即将超期, 超期, 督办, 回访
+    # result; empty url: events are kept in webhook_outbox and not sent
+    webhook_url: str = ""
+    webhook_secret: str = ""  # HMAC-SHA256 key of the X-Hotline-Signature header
+    webhook_request_timeout: float = Field(default=10.0, gt=0)
 
     # --- privacy (DOMAIN.md rule 8)
     phone_key_file: Path | None = None  # None: data_dir/phone.key, created on first start

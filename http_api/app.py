@@ -49,6 +49,7 @@ CORE_MODULES: tuple[str, ...] = ("http_api.system",)
 #: Later features append "package.module" here; each module exposes ``setup(app, ctx)``.
 FEATURE_MODULES: list[str] = [
     "http_api.feed", "http_api.cases", "http_api.campaigns", "http_api.calls",
+    "http_api.bad_ratings", "http_api.case_updates",
     "console.routes", "console.ratings_api", "console.dashboard", "console.delivery",
     "console.static",
 ]

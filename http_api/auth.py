@@ -150,7 +150,7 @@ async def _from_session(request: web.Request) -> Principal:
     request[SESSION] = active
     user = active.user
     return Principal(token_id=0, name=user.username, role=user.role, user_id=user.id,
-                     departments=tuple(user.departments or ()), agent_id=user.agent_id)
+                     departments=frozenset(user.departments or ()), agent_id=user.agent_id)
 
 
 def authorize(found: Principal, access: Access) -> None:

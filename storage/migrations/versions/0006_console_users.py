@@ -1,7 +1,7 @@
 """console users and sessions (issue 12)
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-11-25 12:00:00
 
 People log in to the web console with a password (argon2 hash only) and get a session whose
@@ -17,7 +17,7 @@ from alembic import op
 import storage.models
 
 revision = "0006"
-down_revision = "0003"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
