@@ -134,13 +134,27 @@ async def test_every_main_page_opens_without_errors(page: Page) -> None:
     await login(page, "root")
     pages = {"dashboard-admin": "/", "ratings-admin": "/ratings", "manual": "/manual",
              "delivery": "/delivery", "users": "/admin/users", "tokens": "/admin/tokens",
-             "settings": "/admin/settings"}
+             "settings": "/admin/settings", "audit": "/admin/audit"}
     for name, path in pages.items():
         await page.goto(path)
         await expect(page.locator("[data-test=whoami]")).to_be_visible()
         await screenshot(page, name)
+    await page.goto("/admin/settings")
     await expect(page.locator("[data-test=settings-table]")).to_contain_text("http_port")
     await expect(page.locator("[data-test=settings-table]")).to_contain_text("******")
+
+
+async def test_user_changes_made_in_the_page_are_in_the_audit_log(page: Page) -> None:
+    await login(page, "root")
+    await page.goto("/admin/users")
+    await page.click("[data-test=new-user]")
+    await page.fill("input[data-test=user-name]", "keju")
+    await page.click("[data-test=user-save]")
+    await expect(page.locator(".el-message-box")).to_contain_text("初始密码")
+    await page.click(".el-message-box .el-button--primary")
+    await page.goto("/admin/audit")
+    await expect(page.locator("[data-test=audit-table]")).to_contain_text("user.create")
+    await expect(page.locator("[data-test=audit-table]")).to_contain_text("keju")
 
 
 async def test_an_agent_sees_no_supervisor_menu_and_the_server_refuses_it(page: Page) -> None:

@@ -11,6 +11,7 @@ export const PAGES = [
   { path: '/delivery', name: 'delivery', title: '数据推送', roles: ['supervisor'], component: () => import('./views/Delivery.vue') },
   { path: '/admin/users', name: 'users', title: '用户管理', roles: ['admin'], component: () => import('./views/AdminUsers.vue') },
   { path: '/admin/tokens', name: 'tokens', title: '接口令牌', roles: ['admin'], component: () => import('./views/AdminTokens.vue') },
+  { path: '/admin/audit', name: 'audit', title: '审计日志', roles: ['supervisor', 'reviewer'], component: () => import('./views/AdminAudit.vue') },
   { path: '/admin/settings', name: 'settings', title: '系统设置', roles: ['admin'], component: () => import('./views/AdminSettings.vue') },
 ]
 
