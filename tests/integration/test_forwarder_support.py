@@ -67,6 +67,8 @@ class Receiver:
     bad: list[str] = field(default_factory=list)  # signature or envelope problems
     headers_seen: list[dict[str, str]] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
+    #: requests that reached /elsewhere (where a redirect points): must stay empty
+    strays: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.sender_private, self.sender_public = sm2.generate_keypair()
@@ -85,6 +87,7 @@ class Receiver:
             app = web.Application()
             app.router.add_post("/push", self._handle)
             app.router.add_post("/push/invalidate", self._handle)
+            app.router.add_route("*", "/elsewhere", self._stray)
             self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
             await self._runner.setup()
         if not self.port:
@@ -133,6 +136,14 @@ class Receiver:
         }
         values.update(overrides)
         return make_settings(tmp_path, **values)
+
+    @property
+    def elsewhere(self) -> str:
+        return f"http://127.0.0.1:{self.port}/elsewhere"
+
+    async def _stray(self, request: web.Request) -> web.StreamResponse:
+        self.strays.append(f"{request.method} {request.path}")
+        return web.json_response({"code": "0", "msg": "ok"})
 
     # ----------------------------------------------------------------- checks
     def _unwrap(self, request_headers: dict[str, str], body: bytes) -> dict[str, Any] | str:
