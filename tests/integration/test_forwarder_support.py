@@ -42,6 +42,7 @@ class Arrival:
     record: dict[str, Any]
     nth: int  # 1 for the first request with this key
     headers: dict[str, str]
+    request: web.Request | None = None  # to misbehave at the connection level (a reset)
 
 
 #: a receiver's behaviour: return a response (or None for "200, stored")
@@ -197,12 +198,15 @@ class Receiver:
         self.inflight[key] += 1
         started = time.monotonic()
         try:
-            arrival = Arrival(key=key, record=record, nth=self.requests[key], headers=headers)
+            arrival = Arrival(key=key, record=record, nth=self.requests[key], headers=headers,
+                              request=request)
             response = await self.behaviour(arrival) if self.behaviour else None
             if response is None:
                 self.stored.setdefault(key, record)  # idempotent: a repeat changes nothing
                 response = web.json_response({"code": "0", "msg": "ok"})
-            if 200 <= response.status < 300 and time.monotonic() - started < self.client_timeout:
+            # 409 is the shipped profiles' "already have it": an acknowledgement too
+            answered = 200 <= response.status < 300 or response.status == 409
+            if answered and time.monotonic() - started < self.client_timeout:
                 self.acked[key] += 1
             return response
         finally:
