@@ -58,6 +58,8 @@ log = logging.getLogger("hotline.forwarder")
 
 #: a send starts only if the lease outlasts the request by this much
 LEASE_MARGIN = 1.0
+#: batches worked on at once by one forwarder
+LANES = 2
 
 
 def worker_name() -> str:
@@ -108,6 +110,9 @@ class Forwarder:
         self._breakers: dict[str, Breaker] = {}
         self._redirects_logged: set[str] = set()
         self._http: aiohttp.ClientSession | None = None
+        # requests in flight, across lanes: never more than the connection pool holds, or a
+        # request would spend its timeout waiting for a connection
+        self._gate = asyncio.Semaphore(ctx.settings.forwarder_concurrency)
 
     @classmethod
     def from_context(cls, ctx: AppContext, **kwargs: object) -> Forwarder:
@@ -144,33 +149,39 @@ class Forwarder:
             "worker": self.name, "profile": self.profile.name,
             "transport": self.profile.transport.kind,
         })
+        async with self._session():
+            # two lanes: one claims and records in the database while the other's requests
+            # are on the wire. Claims are atomic, so no entry is in both lanes, and an entry
+            # in flight in one lane holds back its case's later entries in the other.
+            await asyncio.gather(*(self._lane(stopping) for _ in range(LANES)))
+        log.info("forwarder stopped", extra={"worker": self.name})
+
+    async def _lane(self, stopping: asyncio.Event) -> None:
         settings = self.settings
         errors = 0  # batches in a row that failed
-        async with self._session():
-            while not stopping.is_set():
-                try:
-                    sent = await self.run_once(stopping)
-                    errors = 0
-                except (SQLAlchemyError, OSError) as exc:
-                    errors += 1
-                    log.warning("outbox unavailable, retrying",
-                                extra={"error": redact(str(exc))[:300], "failures": errors})
-                    sent = 0
-                except Exception:
-                    # a bug or the unforeseen: never the end of the worker (nor of `hotline
-                    # serve`); the batch's entries come back when their lease runs out
-                    errors += 1
-                    log.exception("forwarder batch failed; going on after a pause",
-                                  extra={"failures": errors})
-                    sent = 0
-                if errors:
-                    await _sleep(stopping, backoff(
-                        errors, settings.forwarder_poll_interval, settings.forwarder_backoff_max,
-                        self.rng,
-                    ))
-                elif sent == 0:
-                    await _sleep(stopping, settings.forwarder_poll_interval)
-        log.info("forwarder stopped", extra={"worker": self.name})
+        while not stopping.is_set():
+            try:
+                sent = await self.run_once(stopping)
+                errors = 0
+            except (SQLAlchemyError, OSError) as exc:
+                errors += 1
+                log.warning("outbox unavailable, retrying",
+                            extra={"error": redact(str(exc))[:300], "failures": errors})
+                sent = 0
+            except Exception:
+                # a bug or the unforeseen: never the end of the worker (nor of `hotline
+                # serve`); the batch's entries come back when their lease runs out
+                errors += 1
+                log.exception("forwarder batch failed; going on after a pause",
+                              extra={"failures": errors})
+                sent = 0
+            if errors:
+                await _sleep(stopping, backoff(
+                    errors, settings.forwarder_poll_interval, settings.forwarder_backoff_max,
+                    self.rng,
+                ))
+            elif sent == 0:
+                await _sleep(stopping, settings.forwarder_poll_interval)
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[aiohttp.ClientSession]:
@@ -219,7 +230,7 @@ class Forwarder:
                 self.ctx.db, self.ctx.vault, (e.payload for e in batch),
                 with_identity=self.profile.needs_evaluator,
             )
-            gate = asyncio.Semaphore(settings.forwarder_concurrency)
+            gate = self._gate
 
             async def one(entry: OutboxEntry) -> None:
                 async with gate:
