@@ -226,6 +226,8 @@ class Settings(BaseSettings):
     # retry delay after the n-th failure: min(max, base * 2**(n-1)), with jitter
     forwarder_backoff_base: float = Field(default=2.0, gt=0)
     forwarder_backoff_max: float = Field(default=600.0, gt=0)
+    # failures in a row that stop all sends to an endpoint until a single probe succeeds
+    forwarder_breaker_failures: int = Field(default=5, ge=1, le=1000)
     # how long a claimed record stays reserved to one forwarder (renewed while it works on it)
     forwarder_lease_seconds: float = Field(default=120.0, gt=0)
     forwarder_poll_interval: float = Field(default=1.0, gt=0)  # idle wait between empty polls
