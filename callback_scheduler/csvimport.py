@@ -78,8 +78,9 @@ def parse(data: bytes | str) -> list[Row]:
     names = [h.strip().lower() for h in header]
     unknown = [n for n in names if n not in COLUMNS]
     if unknown or len(set(names)) != len(names):
+        wanted = ", ".join(COLUMNS)
         raise ImportRejected([RowError(
-            1, f"header must name columns from {', '.join(COLUMNS)} once each; {_header_problem(unknown)}"
+            1, f"header must name columns from {wanted} once each; {_header_problem(unknown)}"
         )])
     if "case_number" not in names and "linkedid" not in names:
         raise ImportRejected([RowError(1, "header needs a case_number or a linkedid column")])
