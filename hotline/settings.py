@@ -178,6 +178,10 @@ class Settings(BaseSettings):
     # an attempt still active after this is reconciled (a scheduler died mid-call)
     callback_max_call_seconds: int = Field(default=900, ge=60)
     callback_poll_interval: float = Field(default=2.0, gt=0)
+    # one contact policy across every campaign (DOMAIN.md rule 8 "不得骚扰"; README "Contact
+    # policy" says why these defaults): calls to one citizen a Beijing day, and in any 7 days
+    callback_citizen_max_calls_per_day: int = Field(default=2, ge=1, le=10)
+    callback_citizen_max_calls_per_week: int = Field(default=5, ge=1, le=50)
 
     # --- forwarding to the provincial aggregation system (DOMAIN.md rule 9, forwarder/README.md)
     # where records are POSTed; empty: no push (the pull feed still serves every rating)

@@ -69,6 +69,7 @@ class AddedOut(BaseModel):
     already_in_campaign: int
     no_number: int
     do_not_call: int
+    already_open: int = 0
 
 
 class CampaignOut(BaseModel):
