@@ -14,6 +14,7 @@ from hotline.settings import SettingsError, load_settings
 
 COMMAND_MODULES = [
     "hotline.service",
+    "hotline.calendar_cli",
     "storage.cli",
     "http_api.cli",
     "sandbox.cli",
