@@ -182,6 +182,11 @@ class Settings(BaseSettings):
     # policy" says why these defaults): calls to one citizen a Beijing day, and in any 7 days
     callback_citizen_max_calls_per_day: int = Field(default=2, ge=1, le=10)
     callback_citizen_max_calls_per_week: int = Field(default=5, ge=1, le=50)
+    # 电话邀评 by itself (DOMAIN.md rule 3): an unrated, served call gets one invitation call
+    # starting this many hours before its default window closes (rule 2: the default applies
+    # only if the invitation fails)
+    rating_invite_auto: bool = True
+    rating_invite_lead_hours: float = Field(default=48.0, gt=0, le=24 * 90)
 
     # --- forwarding to the provincial aggregation system (DOMAIN.md rule 9, forwarder/README.md)
     # where records are POSTed; empty: no push (the pull feed still serves every rating)

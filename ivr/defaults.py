@@ -9,7 +9,9 @@ Each pass:
 2. Each ``not_rated`` call whose window has passed gets the default rating and the status
    ``defaulted``, exactly once even with several processes: a conditional
    ``UPDATE … WHERE survey_status = 'not_rated'`` in the same transaction as the rating, and
-   only the process whose update hit the row writes the rating.
+   only the process whose update hit the row writes the rating. A call whose 电话邀评 (rule 3,
+   callback_scheduler.invitations) is pending or under way waits for it: the default applies
+   only if the invitation fails.
 
 The window runs from the end of the call (else the survey's start, else the call's start):
 
@@ -25,12 +27,20 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 
 from hotline.clock import as_utc, to_local, utcnow
 from hotline.context import AppContext
 from hotline.levels import DEFAULT_LEVEL
-from storage.models import Call, Case, Rating, RatingKind, RatingSource, SurveyStatus
+from storage.models import (
+    Call,
+    CallbackTask,
+    Case,
+    Rating,
+    RatingKind,
+    RatingSource,
+    SurveyStatus,
+)
 from storage.ratings import RatingInput, project_no_for_call, save_rating
 
 log = logging.getLogger("hotline.ivr.defaults")
@@ -92,12 +102,25 @@ async def mark_stale(ctx: AppContext, now: dt.datetime) -> int:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def invitation_open(now: dt.datetime) -> ColumnElement[bool]:
+    """The call has a 电话邀评 (rule 3) under way, or still pending before its deadline: the
+    default waits for it (issue 10). A pending one past its deadline no longer holds the
+    default back, even if no scheduler runs to expire it."""
+    return exists().where(
+        CallbackTask.call_id == Call.id,
+        or_(CallbackTask.status == "dialing",
+            and_(CallbackTask.status == "pending",
+                 or_(CallbackTask.deadline_at.is_(None), CallbackTask.deadline_at > now))),
+    )
+
+
 async def default_call(ctx: AppContext, call_id: int, now: dt.datetime) -> bool:
     """Give one not-rated call its default rating; False if someone else got there first."""
     async with ctx.db.transaction() as s:
         claimed = await s.execute(
             update(Call)
-            .where(Call.id == call_id, Call.survey_status == SurveyStatus.NOT_RATED)
+            .where(Call.id == call_id, Call.survey_status == SurveyStatus.NOT_RATED,
+                   ~invitation_open(now))
             .values(survey_status=SurveyStatus.DEFAULTED, updated_at=now)
             .execution_options(synchronize_session=False)
         )
