@@ -27,7 +27,7 @@ from callback_scheduler.lifecycle import (
 )
 from callback_scheduler.results import Answer, store_answer
 from callback_scheduler.rules import CampaignRules, Outcome, resolve
-from callback_scheduler.tables import SYSTEM_PREFIX, SYSTEM_RATING_INVITE
+from callback_scheduler.tables import DEFAULTING_CAMPAIGNS, SYSTEM_PREFIX
 from hotline.context import AppContext
 from hotline.privacy import ProtectedNumber
 from storage.models import CallbackAttempt, CallbackTask, Campaign, Case, RatingSource
@@ -353,9 +353,10 @@ async def manual_list(
         .join(Campaign, Campaign.id == CallbackTask.campaign_id)
         .outerjoin(Case, Case.id == CallbackTask.case_id)
         .where(CallbackTask.status == TaskStatus.UNREACHABLE,
-               # a failed automatic 电话邀评 is not a person's job: the default rating is its
-               # fallback (DOMAIN.md rule 2; callback_scheduler.invitations)
-               func.coalesce(Campaign.created_by, "") != SYSTEM_RATING_INVITE)
+               # a failed automatic 电话邀评 or 一事一评 is not a person's job: the default
+               # rating is its fallback (DOMAIN.md rule 2; callback_scheduler.invitations,
+               # callback_scheduler.case_rating)
+               func.coalesce(Campaign.created_by, "").not_in(DEFAULTING_CAMPAIGNS))
         .order_by(CallbackTask.deadline_at.is_(None), CallbackTask.deadline_at, CallbackTask.id)
         .limit(limit)
     )

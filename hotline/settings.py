@@ -187,6 +187,10 @@ class Settings(BaseSettings):
     # only if the invitation fails)
     rating_invite_auto: bool = True
     rating_invite_lead_hours: float = Field(default=48.0, gt=0, le=24 * 90)
+    # 一事一评 for closed cases without a 差评 (a 差评 case always gets its 回访, rule 5):
+    # "all", "bad_only" (none), or "sample" (case_rating_sample_percent of them, by case hash)
+    case_rating_scope: Literal["all", "bad_only", "sample"] = "all"
+    case_rating_sample_percent: int = Field(default=100, ge=0, le=100)
 
     # --- forwarding to the provincial aggregation system (DOMAIN.md rule 9, forwarder/README.md)
     # where records are POSTed; empty: no push (the pull feed still serves every rating)

@@ -150,7 +150,7 @@ async def test_rule5_closing_a_bad_case_schedules_its_callback_in_working_days(
         assert await s.scalar(select(func.count()).select_from(CallbackTask)) == 1
 
 
-async def test_rule5_good_case_no_callback_and_bad_case_without_number_is_flagged(
+async def test_rule5_good_case_no_huifang_and_bad_case_without_number_is_flagged(
     ctx: AppContext,
 ) -> None:
     async with ctx.db.transaction() as s:
@@ -160,7 +160,9 @@ async def test_rule5_good_case_no_callback_and_bad_case_without_number_is_flagge
         await create_case(s, ctx, NewCase("GD-4"), NOW)
         anon = await close_case(s, ctx, "GD-4", rectification_result=None, bad_rating=True,
                                 now=NOW)
-    assert good.task is None and not good.case.has_bad_rating
+    # no 回访 for a good case; its 一事一评 call instead (issue 10, case_rating_scope "all")
+    assert good.task is not None and "一事一评" in good.callback
+    assert not good.case.has_bad_rating
     assert anon.task is None and anon.case.needs_attention and "no citizen number" in anon.callback
 
 
