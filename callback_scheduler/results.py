@@ -93,9 +93,10 @@ async def store_answer(
         call = await session.get(Call, task.call_id, with_for_update=True,
                                  populate_existing=True)
         assert call is not None
-        defaulted = not took.rowcount and call.survey_status == SurveyStatus.DEFAULTED  # type: ignore[attr-defined]
+        first_vote = bool(took.rowcount)  # type: ignore[attr-defined]
+        defaulted = not first_vote and call.survey_status == SurveyStatus.DEFAULTED
         project_no = project_no_for_call(call.linkedid)
-        if not took.rowcount:  # type: ignore[attr-defined]
+        if not first_vote:
             kept = await session.scalar(
                 select(Rating).where(Rating.project_no == project_no,
                                      Rating.assess_number == (2 if defaulted else 1),
