@@ -138,7 +138,9 @@ class AttemptMachine:
         match event:
             case OriginateResponse(reason=reason, success=success):
                 self.reason = reason
-                if success or reason == ANSWERED_REASON:
+                # the IVR ran, so the citizen answered, whatever AMI reports (found by the
+                # property tests: a failure Reason after the IVR's result ended it "failed")
+                if success or reason == ANSWERED_REASON or self.ivr is not None:
                     self.answered = True
                     self.status = AttemptStatus.ANSWERED
                     return self._end(self._answered_outcome()) if self.hung_up else None
@@ -162,8 +164,10 @@ class AttemptMachine:
             case IvrResult(outcome=outcome):
                 if outcome not in IVR_OUTCOMES:
                     raise ValueError(f"the IVR cannot report {outcome}")
-                self.ivr = outcome
+                if self.ivr is not Outcome.RATED:  # "rated" beats "do_not_call", as in the DB
+                    self.ivr = outcome
                 self.answered = True  # only an answered call reaches the IVR
+                self.awaiting_cause = False  # so it did not fail, whatever Reason came
                 if self.status is AttemptStatus.DIALING:
                     self.status = AttemptStatus.ANSWERED
                 return None

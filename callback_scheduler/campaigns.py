@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callback_scheduler import csvimport
 from callback_scheduler.lifecycle import (
+    OPEN_TASK_STATUSES,
     CampaignStatus,
     TaskStatus,
     accepts_tasks,
@@ -87,6 +88,9 @@ class AddResult:
     already_in_campaign: int = 0
     no_number: int = 0
     do_not_call: int = 0
+    # the case, or the citizen, already has an open task (in any campaign, or earlier in this
+    # batch): one contact policy across campaigns (DOMAIN.md rule 8; issue 8 defect 4)
+    already_open: int = 0
 
 
 @dataclass
@@ -308,6 +312,28 @@ async def _existing(session: AsyncSession, campaign_id: int) -> tuple[set[int], 
     return cases, calls
 
 
+async def _open_elsewhere(
+    session: AsyncSession, campaign_id: int, case_ids: set[int], hashes: set[str]
+) -> tuple[set[int | None], set[str]]:
+    """Of these cases and numbers, those with an open task in another campaign, and the
+    numbers with an open task in this one."""
+    open_statuses = [t.value for t in OPEN_TASK_STATUSES]
+    cases: set[int | None] = set()
+    if case_ids:
+        cases = set(await session.scalars(
+            select(CallbackTask.case_id).where(
+                CallbackTask.case_id.in_(case_ids),
+                CallbackTask.campaign_id != campaign_id,
+                CallbackTask.status.in_(open_statuses))))
+    numbers: set[str] = set()
+    if hashes:
+        numbers = set(await session.scalars(
+            select(CallbackTask.number_hash).where(
+                CallbackTask.number_hash.in_(hashes),
+                CallbackTask.status.in_(open_statuses))))
+    return cases, numbers
+
+
 async def _add_tasks(
     session: AsyncSession,
     ctx: AppContext,
@@ -319,6 +345,9 @@ async def _add_tasks(
     result = AddResult()
     have_cases, have_calls = await _existing(session, campaign.id)
     blocked = await _blocked(session, {n.digest for _, _, n in candidates if n})
+    open_cases, open_numbers = await _open_elsewhere(
+        session, campaign.id, {c for c, _, _ in candidates if c is not None},
+        {n.digest for _, _, n in candidates if n})
     deadline = task_deadline(rules, now, ctx.workdays, ctx.settings.tz)
     for case_id, call_id, number in candidates:
         if (case_id is not None and case_id in have_cases) or (
@@ -332,12 +361,16 @@ async def _add_tasks(
         if number.digest in blocked:  # asked not to be called: not put on any list
             result.do_not_call += 1
             continue
+        if case_id in open_cases or number.digest in open_numbers:
+            result.already_open += 1
+            continue
         session.add(new_task(ctx, campaign, rules, number, now=now, deadline=deadline,
                              case_id=case_id, call_id=call_id))
         if case_id is not None:
             have_cases.add(case_id)
         if call_id is not None:
             have_calls.add(call_id)
+        open_numbers.add(number.digest)  # one task per citizen: a frequent caller's calls
         result.added += 1
     await session.flush()
     log.info("campaign tasks added", extra={"campaign_id": campaign.id, **vars(result)})

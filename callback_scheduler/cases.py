@@ -15,6 +15,7 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callback_scheduler import case_rating
 from callback_scheduler.campaigns import standing_campaign
 from callback_scheduler.lifecycle import TaskStatus
 from callback_scheduler.tasks import new_task, rules_for
@@ -170,6 +171,11 @@ async def close_case(
     case.has_bad_rating = bad
     case.updated_at = now
     if not bad:
+        # 一事一评 for every closed case in scope, not only 差评 ones (issue 10)
+        rating_call = await case_rating.schedule(session, ctx, case, now)
+        if rating_call is not None:
+            return Closed(case, rating_call, already_closed=False,
+                          callback="no 差评: 一事一评 call scheduled")
         return Closed(case, None, already_closed=False, callback="no 差评: no 回访 needed")
     case.rectification_due = case.rectification_due or ctx.rectification_due(closed_at)
     settings = ctx.settings

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callback_scheduler.contact import ContactLimits, hold_until, load_of
 from callback_scheduler.lifecycle import (
     ACTIVE_ATTEMPT_STATUSES,
     AttemptStatus,
@@ -75,6 +76,12 @@ def limits_of(ctx: AppContext) -> Limits:
         overall=s.callback_max_concurrent_calls,
         per_trunk={t.name: t.max_calls for t in s.callback_trunks},
     )
+
+
+def contact_limits(ctx: AppContext) -> ContactLimits:
+    s = ctx.settings
+    return ContactLimits(per_day=s.callback_citizen_max_calls_per_day,
+                         per_week=s.callback_citizen_max_calls_per_week)
 
 
 async def current_load(session: AsyncSession, now: dt.datetime) -> Load:
@@ -142,6 +149,9 @@ async def claim(
                 )
             )
         ) if candidates else set()
+        # one contact policy across every campaign (DOMAIN.md rule 8; issue 8 defect 4)
+        citizens = await load_of(session, {t.number_hash for t, _ in candidates}, now)
+        contact = contact_limits(ctx)
         claims: list[Claim] = []
         rules_cache: dict[int, CampaignRules | None] = {}
         for task, campaign in candidates:
@@ -161,10 +171,17 @@ async def claim(
             if held is not None:
                 apply_plan(task, held, now)
                 continue
+            citizen = citizens[task.number_hash]
+            wait = hold_until(citizen, contact, now, ctx.settings.tz)
+            if wait is not None:
+                apply_plan(task, plan_next(wait, deadline=task.deadline_at, rules=rules,
+                                           workdays=ctx.workdays, tz=ctx.settings.tz), now)
+                continue
             if not pacer.admit(Request(campaign.id, rules.trunk, rules.max_concurrent,
                                        rules.calls_per_minute)):
                 continue
             claims.append(await _new_attempt(session, task, campaign, rules, scheduler_id, now))
+            citizen.add_call(now)  # the next task for this number in this round waits
         return claims
 
 

@@ -168,7 +168,8 @@ def _filter(args: argparse.Namespace) -> camp.CampaignFilter | None:
 
 def _print_added(result: camp.AddResult) -> None:
     print(f"added {result.added} task(s); already in the campaign {result.already_in_campaign}, "
-          f"without a number {result.no_number}, on the do-not-call list {result.do_not_call}")
+          f"without a number {result.no_number}, on the do-not-call list {result.do_not_call}, "
+          f"already open in a campaign {result.already_open}")
 
 
 def _print_summary(s: camp.Summary) -> None:

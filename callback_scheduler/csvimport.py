@@ -78,8 +78,9 @@ def parse(data: bytes | str) -> list[Row]:
     names = [h.strip().lower() for h in header]
     unknown = [n for n in names if n not in COLUMNS]
     if unknown or len(set(names)) != len(names):
+        wanted = ", ".join(COLUMNS)
         raise ImportRejected([RowError(
-            1, f"header must name columns from {', '.join(COLUMNS)} once each; got {header}"
+            1, f"header must name columns from {wanted} once each; {_header_problem(unknown)}"
         )])
     if "case_number" not in names and "linkedid" not in names:
         raise ImportRejected([RowError(1, "header needs a case_number or a linkedid column")])
@@ -120,6 +121,19 @@ def parse(data: bytes | str) -> list[Row]:
     if not rows:
         raise ImportRejected([RowError(2, "no data rows")])
     return rows
+
+
+def _header_problem(unknown: list[str]) -> str:
+    """What is wrong with the header, never echoing a cell with a digit in it: a file without
+    a header row starts with a citizen's number (DOMAIN.md rule 8; issue 8 defect 9)."""
+    if not unknown:
+        return "a column is named twice"
+    words = [n for n in unknown if not any(c.isdigit() for c in n)]
+    data = len(unknown) - len(words)
+    parts = [f"unknown {', '.join(repr(w[:32]) for w in words)}"] if words else []
+    if data:
+        parts.append(f"{data} cell(s) that look like data: is the header row missing?")
+    return "; ".join(parts)
 
 
 def _row(line: int, cells: dict[str, str | None]) -> tuple[Row | None, str | None]:

@@ -89,6 +89,7 @@ class _InFlight:
     machine: AttemptMachine = field(default_factory=AttemptMachine)
     inbox: asyncio.Queue[AttemptEvent | _Reconnected] = field(default_factory=asyncio.Queue)
     lost_since: float | None = None
+    sent_at: float = 0.0  # loop time the Originate was written
 
 
 class DialError(RuntimeError):
@@ -192,6 +193,7 @@ class Dialer:
         except (DialError, ValueError) as exc:
             log.error("cannot dial", extra={"attempt_id": claim.attempt_id, "error": str(exc)})
             return Outcome.FAILED, None, None
+        flight.sent_at = asyncio.get_running_loop().time()
         try:
             await self.ami.send(action, timeout=self.ctx.settings.ami_timeout)
             log.info("originate queued", extra={"attempt_id": claim.attempt_id,
@@ -204,9 +206,19 @@ class Dialer:
             log.error("originate refused", extra={"attempt_id": claim.attempt_id,
                                                   "error": str(exc)})
             return Outcome.FAILED, None, None
-        except (AmiDisconnected, AmiTimeout):
+        except AmiDisconnected:
             # written, answer lost: the citizen may be ringing. Never sent again.
             machine.handle(Disconnected())
+        except AmiTimeout:
+            # written, Asterisk slow to answer: the call may not even exist yet, so looking
+            # for its channel now would find nothing and end a call about to ring (issue 8
+            # defect 10). The connection is up, so its events still come: follow them as
+            # usual (OriginateResponse arrives within the ring time). Only a dropped
+            # connection makes the attempt lost.
+            log.warning("originate not acknowledged in time; following its events",
+                        extra={"attempt_id": claim.attempt_id})
+            if not self.ami.connected:
+                machine.handle(Disconnected())
         return await self._watch(flight)
 
     async def _watch(self, flight: _InFlight) -> tuple[Outcome, int | None, int | None]:
@@ -268,6 +280,13 @@ class Dialer:
                 return None
             return flight.machine.handle(Reconciled(alive=False))
         mine = [c for c in channels if c.get("Uniqueid") == flight.claim.channel_id]
+        loop = asyncio.get_running_loop()
+        if not mine and loop.time() - flight.sent_at < s.ami_timeout:
+            # Asterisk may not have created the channel yet (the Originate is queued, then
+            # the channel allocated): absent is not gone while Asterisk could still be
+            # answering the Originate itself
+            await asyncio.sleep(min(s.callback_poll_interval, 0.5))
+            return None
         up = bool(mine) and (mine[0].get("ChannelState") == STATE_UP
                              or (mine[0].get("ChannelStateDesc") or "").lower() == "up")
         log.info("lost attempt reconciled", extra={

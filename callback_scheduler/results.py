@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.levels import Level
@@ -22,11 +23,14 @@ from storage.models import (
     Case,
     Rating,
     RatingKind,
+    RatingSource,
     SurveyStatus,
 )
 from storage.ratings import RatingInput, next_assess_number, project_no_for_call, save_rating
 
 FOLLOWUP_ASSESS_NUMBER = 2
+#: a call in one of these has no vote yet: an invitation's answer becomes its vote
+UNVOTED = (SurveyStatus.NOT_RATED, SurveyStatus.PENDING, SurveyStatus.ABANDONED)
 
 #: ``session.info`` key of the coroutine told about every case 回访 answer, in its transaction:
 #: ``hook(session, case, rating, resolved)``; the 差评 loop (bad_ratings.hook) stores it on the
@@ -93,13 +97,33 @@ async def store_answer(
         if hook is not None:
             await hook(session, case, rating, answer.resolved)
     elif task.call_id is not None:
-        call = await session.get(Call, task.call_id, with_for_update=True)
+        # "no vote yet" → "rated" as one conditional UPDATE, so the default job (not_rated →
+        # defaulted) and a second answer cannot both win; an invitation never overwrites a
+        # vote the citizen already gave (issue 10)
+        took = await session.execute(
+            update(Call)
+            .where(Call.id == task.call_id, Call.survey_status.in_(UNVOTED))
+            .values(survey_status=SurveyStatus.RATED, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        call = await session.get(Call, task.call_id, with_for_update=True,
+                                 populate_existing=True)
         assert call is not None
-        defaulted = call.survey_status == SurveyStatus.DEFAULTED
+        first_vote = bool(took.rowcount)  # type: ignore[attr-defined]
+        defaulted = not first_vote and call.survey_status == SurveyStatus.DEFAULTED
+        project_no = project_no_for_call(call.linkedid)
+        if not first_vote:
+            kept = await session.scalar(
+                select(Rating).where(Rating.project_no == project_no,
+                                     Rating.assess_number == (2 if defaulted else 1),
+                                     Rating.source != RatingSource.DEFAULT))
+            if kept is not None:
+                task.result_rating_id = kept.id
+                return kept
         rating = await save_rating(
             session,
             RatingInput(
-                project_no=project_no_for_call(call.linkedid),
+                project_no=project_no,
                 kind=RatingKind.PER_CALL,
                 source=source,
                 level=answer.level,
@@ -115,8 +139,6 @@ async def store_answer(
             ),
             hold_until=hold_until,
         )
-        if not defaulted:
-            call.survey_status = SurveyStatus.RATED
     else:
         raise NothingToRate(f"callback task {task.id} has no case and no call")
     task.result_rating_id = rating.id

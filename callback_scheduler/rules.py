@@ -66,6 +66,10 @@ def parse_window(text: str) -> Window:
     return start, end
 
 
+#: a retry at most a month later (a larger delay overflowed the date arithmetic)
+MAX_RETRY_MINUTES = 31 * 24 * 60
+
+
 class CampaignRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -75,12 +79,13 @@ class CampaignRules(BaseModel):
     end_date: dt.date | None = None
     max_attempts: int = Field(ge=1, le=10)
     retry_minutes: dict[str, int]
-    calls_per_minute: int = Field(ge=1)
-    max_concurrent: int | None = Field(default=None, ge=1)  # this campaign; None: only the caps
+    # upper bounds keep date arithmetic finite: a huge value was an OverflowError, a 500
+    calls_per_minute: int = Field(ge=1, le=10_000)
+    max_concurrent: int | None = Field(default=None, ge=1, le=10_000)  # None: only the caps
     caller_id: str = Field(pattern=r"^\+?[0-9]{1,20}$")  # digits: it goes into an AMI header
     trunk: str
     # a task must be reached within this many working days of its creation (None: end_date)
-    deadline_working_days: int | None = Field(default=None, ge=1)
+    deadline_working_days: int | None = Field(default=None, ge=1, le=365)
 
     @field_validator("windows")
     @classmethod
@@ -98,8 +103,8 @@ class CampaignRules(BaseModel):
         unknown = set(value) - set(DEFAULT_CALLBACK_RETRY_MINUTES)
         if unknown:
             raise ValueError(f"no retry delay can be set for {sorted(unknown)}")
-        if any(v < 0 for v in value.values()):
-            raise ValueError("retry delays must not be negative")
+        if any(not 0 <= v <= MAX_RETRY_MINUTES for v in value.values()):
+            raise ValueError(f"retry delays must be 0 to {MAX_RETRY_MINUTES} minutes")
         return {**DEFAULT_CALLBACK_RETRY_MINUTES, **value}
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callback_scheduler.attempt import IVR_OUTCOMES
@@ -27,7 +27,7 @@ from callback_scheduler.lifecycle import (
 )
 from callback_scheduler.results import Answer, store_answer
 from callback_scheduler.rules import CampaignRules, Outcome, resolve
-from callback_scheduler.tables import SYSTEM_PREFIX
+from callback_scheduler.tables import DEFAULTING_CAMPAIGNS, SYSTEM_PREFIX
 from hotline.privacy import ProtectedNumber
 from service.context import AppContext
 from storage.audit import record_audit
@@ -107,21 +107,40 @@ async def finish_attempt(
     """Record how an attempt ended and decide its task's next step. Idempotent: an attempt
     already ended is left alone (returns None). An IVR result stored during the call wins
     over "answered, no rating" (the AMI Hangup may be seen before the IVR's write)."""
-    attempt = await session.get(CallbackAttempt, attempt_id, with_for_update=True)
-    if attempt is None or attempt.status == AttemptStatus.ENDED:
+    # One conditional UPDATE, not read-check-write: on SQLite ``FOR UPDATE`` is a no-op, and
+    # the IVR's "rated" written between a read and the write was overwritten with
+    # "answered_no_rating", planning a retry call to a citizen who had just rated (issue 8
+    # defect 5). The CASE keeps whatever the IVR stored; RETURNING says what was kept.
+    ivr_values = [o.value for o in IVR_OUTCOMES]
+    values: dict[str, object] = {
+        "status": AttemptStatus.ENDED.value,
+        "ended_at": now,
+        "updated_at": now,
+        "outcome": case(
+            (CallbackAttempt.outcome.in_(ivr_values), CallbackAttempt.outcome),
+            else_=outcome.value,
+        ),
+    }
+    if reason is not None:
+        values["reason"] = reason
+    if cause is not None:
+        values["hangup_cause"] = cause
+    ended = (await session.execute(
+        update(CallbackAttempt)
+        .where(CallbackAttempt.id == attempt_id,
+               CallbackAttempt.status != AttemptStatus.ENDED.value)
+        .values(**values)
+        .returning(CallbackAttempt.task_id, CallbackAttempt.outcome)
+        .execution_options(synchronize_session=False)
+    )).first()
+    if ended is None:  # unknown, or already ended: idempotent
         return None
-    ivr = attempt.outcome  # set by the IVR while the call was under way, if at all
-    if ivr in {o.value for o in IVR_OUTCOMES}:
-        # the IVR ran, so the citizen answered, whatever AMI let us see (events lost in a
-        # disconnect, a Hangup read before the IVR's write)
-        outcome = Outcome(ivr)
-    attempt.status = AttemptStatus.ENDED.value
-    attempt.reason = reason if reason is not None else attempt.reason
-    attempt.hangup_cause = cause if cause is not None else attempt.hangup_cause
-    attempt.ended_at = now
-    attempt.updated_at = now
-    attempt.outcome = outcome.value
-    task = await session.get(CallbackTask, attempt.task_id, with_for_update=True)
+    task_id, kept = ended
+    # the IVR ran, so the citizen answered, whatever AMI let us see (events lost in a
+    # disconnect, a Hangup read before the IVR's write)
+    outcome = Outcome(kept)
+    task = await session.get(CallbackTask, task_id, with_for_update=True,
+                             populate_existing=True)
     assert task is not None
     if outcome is Outcome.SKIPPED:
         task.attempts_made = max(0, task.attempts_made - 1)  # nobody was called
@@ -179,24 +198,36 @@ async def record_ivr_result(
     (when there is one) and mark the task reached. Safe to call after ``finish_attempt``."""
     if outcome not in IVR_OUTCOMES:
         raise ValueError(f"the IVR cannot report {outcome}")
-    attempt = await session.get(CallbackAttempt, attempt_id, with_for_update=True)
-    if attempt is None:
+    # The attempt first, as one conditional UPDATE: it takes the write lock (SQLite) or the
+    # row lock (PostgreSQL) before anything is read, so a Hangup handled at the same time
+    # either sees "rated" or is seen here as ended (issue 8 defect 5). "rated" beats
+    # "do_not_call" once a rating exists.
+    marked = (await session.execute(
+        update(CallbackAttempt)
+        .where(CallbackAttempt.id == attempt_id)
+        .values(outcome=case(
+            (CallbackAttempt.outcome == Outcome.RATED.value, CallbackAttempt.outcome),
+            else_=outcome.value,
+        ))
+        .returning(CallbackAttempt.task_id, CallbackAttempt.status, CallbackAttempt.outcome)
+        .execution_options(synchronize_session=False)
+    )).first()
+    if marked is None:
         raise LookupError(f"no callback attempt {attempt_id}")
-    task = await session.get(CallbackTask, attempt.task_id, with_for_update=True)
+    task_id, attempt_status, kept = marked
+    task = await session.get(CallbackTask, task_id, with_for_update=True,
+                             populate_existing=True)
     assert task is not None
     if answer is not None:
         await store_answer(session, task, answer, source=RatingSource.CALLBACK, now=now,
                            hold_until=hold_until, rectification_due=ctx.rectification_due(now))
-    current = attempt.outcome
-    if current != Outcome.RATED.value:  # "rated" beats "do_not_call" once a rating exists
-        attempt.outcome = outcome.value
     if task.status not in (TaskStatus.MANUAL_DONE, TaskStatus.CANCELLED) and (
-        attempt.status == AttemptStatus.ENDED or task.status != TaskStatus.DIALING
+        attempt_status == AttemptStatus.ENDED or task.status != TaskStatus.DIALING
     ):
         # the Hangup was handled first and planned a retry: the citizen was reached after all
         task.status = TaskStatus.COMPLETED.value
         task.next_attempt_at = None
-        task.outcome = outcome.value if current != Outcome.RATED.value else current
+        task.outcome = kept
     task.updated_at = now
     return task
 
@@ -322,7 +353,11 @@ async def manual_list(
         select(CallbackTask, Campaign.name, Case.case_number, Case.department_name, last_outcome)
         .join(Campaign, Campaign.id == CallbackTask.campaign_id)
         .outerjoin(Case, Case.id == CallbackTask.case_id)
-        .where(CallbackTask.status == TaskStatus.UNREACHABLE)
+        .where(CallbackTask.status == TaskStatus.UNREACHABLE,
+               # a failed automatic 电话邀评 or 一事一评 is not a person's job: the default
+               # rating is its fallback (DOMAIN.md rule 2; callback_scheduler.invitations,
+               # callback_scheduler.case_rating)
+               func.coalesce(Campaign.created_by, "").not_in(DEFAULTING_CAMPAIGNS))
         .order_by(CallbackTask.deadline_at.is_(None), CallbackTask.deadline_at, CallbackTask.id)
         .limit(limit)
     )

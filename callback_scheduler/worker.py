@@ -19,7 +19,7 @@ import socket
 from collections.abc import Callable
 
 from ami.client import AmiClient, AmiError
-from callback_scheduler import tasks
+from callback_scheduler import invitations, tasks
 from callback_scheduler.claims import claim
 from callback_scheduler.dialer import Ami, Dialer
 from hotline.clock import utcnow
@@ -46,9 +46,11 @@ async def housekeeping(ctx: AppContext, dialer: Dialer) -> None:
         expired = await tasks.expire_deadlines(s, now)
         finished = await tasks.finish_campaigns(s, ctx, now)
     settled = await dialer.settle_orphans(now)
-    if expired or finished or settled:
+    invited = await invitations.invite_due(ctx, now)
+    if expired or finished or settled or invited:
         log.info("callback housekeeping", extra={
-            "expired": expired, "campaigns_finished": finished, "orphans_settled": settled})
+            "expired": expired, "campaigns_finished": finished, "orphans_settled": settled,
+            "invited": invited})
 
 
 async def run(

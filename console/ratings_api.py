@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -20,7 +20,7 @@ from sqlalchemy import Select, func, select
 
 from hotline.levels import Level
 from http_api.auth import requires
-from http_api.bodies import read_path, read_query, respond
+from http_api.bodies import INT64_MAX, RowId, read_path, read_query, respond
 from http_api.errors import ApiError, dumps
 from http_api.keys import app_ctx, principal
 from http_api.openapi import Response, operation
@@ -39,17 +39,21 @@ LIVE_HEARTBEAT_SECONDS = 15.0
 RECORDINGS = "recordings"
 
 
+Level15 = Annotated[int, Field(ge=1, le=5)]
+
+
 class RatingsQuery(BaseModel):
     date_from: dt.date | None = Field(default=None, description="Beijing date, inclusive")
     date_to: dt.date | None = Field(default=None, description="Beijing date, inclusive")
     department: str | None = None
     agent: str | None = Field(default=None, description="工号")
     queue: str | None = None
-    level: list[int] | int | None = Field(default=None, description="1 非常满意 … 5 非常不满意")
+    level: list[Level15] | Level15 | None = Field(
+        default=None, description="1 非常满意 … 5 非常不满意")
     source: str | None = Field(default=None, description="keypad, callback, manual, default")
     valid: bool | None = None
     bad: bool | None = Field(default=None, description="only 差评 (level 4, 5)")
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=2**31 - 1)
     limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
 
 
@@ -88,11 +92,12 @@ class RatingsPage(BaseModel):
 
 
 class RatingPath(BaseModel):
-    rating_id: int
+    rating_id: RowId
 
 
 class LiveQuery(BaseModel):
-    after: int | None = Field(default=None, description="last rating id seen; default: now")
+    after: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = Field(
+        default=None, description="last rating id seen; default: now")
 
 
 def scoped(stmt: Select[Any], who: Principal) -> Select[Any]:
@@ -215,7 +220,7 @@ async def live_ratings(request: web.Request) -> web.StreamResponse:
     q = read_query(request, LiveQuery)
     ctx, who = app_ctx(request), principal(request)
     last_event = request.headers.get("Last-Event-ID", "")
-    after = int(last_event) if last_event.isdigit() else q.after
+    after = int(last_event) if last_event.isdigit() and len(last_event) < 19 else q.after
     if after is None:
         after = await _latest_id(ctx)
     response = web.StreamResponse(headers={

@@ -18,7 +18,7 @@ from console import sessions, users
 from hotline.clock import utcnow
 from http_api import tokens
 from http_api.auth import authenticate, public, requires
-from http_api.bodies import read_json, read_path, respond
+from http_api.bodies import RowId, read_json, read_path, respond
 from http_api.errors import ApiError
 from http_api.keys import CTX, SESSION, app_ctx, principal
 from http_api.openapi import operation
@@ -98,7 +98,7 @@ class CreatedUserOut(BaseModel):
 
 
 class UserPath(BaseModel):
-    user_id: int
+    user_id: RowId
 
 
 class TokenIn(BaseModel):
@@ -122,7 +122,7 @@ class CreatedTokenOut(BaseModel):
 
 
 class TokenPath(BaseModel):
-    token_id: int
+    token_id: RowId
 
 
 def user_out(u: ConsoleUser, now: dt.datetime | None = None) -> UserOut:

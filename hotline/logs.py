@@ -8,19 +8,60 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any
 
-# 7+ digit runs (phone numbers) and 18-character identity numbers.
-_SENSITIVE = re.compile(r"(?<![\w.])(\+?\d{3})\d{3,}(\d{4})(?![\w.])|\b\d{17}[\dXx]\b")
+from hotline.privacy import mask_number
+
+# What a citizen's number looks like in text, however it is written (DOMAIN.md rule 8). Digits
+# may be grouped by dashes or spaces; a letter, ``_`` or CJK text may touch the number
+# (``电话13812345678``, ``tel_13812345678``); a ``.`` may follow it. Only another digit must
+# not touch it: a longer run of digits is something else (a millisecond timestamp).
+_SEP = r"[- ]?"
+_PATTERNS = [
+    # 18-character identity numbers (身份证号)
+    r"(?P<id>(?<!\d)\d{17}[\dXx](?![\dA-Za-z]))",
+    # mobiles: 1[3-9]x xxxx xxxx, with or without +86 / 0086
+    r"(?P<mobile>(?<!\d)(?:(?:\+|00)?86" + _SEP + r")?1[3-9]\d" + _SEP + r"\d{4}" + _SEP
+    + r"\d{4}(?!\d))",
+    # landlines with an area code: 0xx(x)-xxxxxxx(x), also written (0xx) xxxx-xxxx
+    r"(?P<landline>(?<!\d)(?:\(0[1-9]\d{1,2}\)\s?|0[1-9]\d{1,2}" + _SEP + r")\d{3,4}" + _SEP
+    + r"\d{4}(?!\d))",
+    # local landlines (7–8 digits, no area code). A weaker signal than the others, so only
+    # where no letter, digit or dash touches it: ``GD-2026-0042`` is a case number.
+    r"(?P<local>(?<![\dA-Za-z-])[2-9]\d{2,3}[- ]?\d{4}(?![\dA-Za-z-]))",
+    # any other number written in international form
+    r"(?P<intl>\+\d{8,15}(?!\d))",
+]
+_SENSITIVE = re.compile("|".join(_PATTERNS))
 
 
 def redact(text: str) -> str:
+    """``text`` with every phone or identity number masked."""
+
     def _mask(m: re.Match[str]) -> str:
-        if m.group(1) is None:
+        if m.group("id") is not None:
             return "[id]"
-        return f"{m.group(1)}****{m.group(2)}"
+        return mask_number(m.group(0))
 
     return _SENSITIVE.sub(_mask, text)
+
+
+def scrub(value: Any) -> Any:
+    """``value`` with numbers masked at any depth: strings, mappings (header multidicts),
+    lists, and integers long enough to be a number; anything else as its redacted text."""
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, int):
+        masked = redact(str(value))
+        return value if masked == str(value) else masked
+    if isinstance(value, Mapping):
+        return {redact(str(k)): scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [scrub(v) for v in value]
+    return redact(str(value))
 
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
@@ -38,7 +79,7 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = redact(value) if isinstance(value, str) else value
+                entry[key] = scrub(value)
         if record.exc_info:
             entry["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False, default=str)
@@ -47,7 +88,7 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(
-            f"{k}={v}"
+            f"{k}={scrub(v)}"
             for k, v in record.__dict__.items()
             if k not in _STANDARD and not k.startswith("_")
         )

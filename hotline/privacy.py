@@ -28,14 +28,29 @@ def normalise_number(number: str) -> str:
 
 
 def mask_number(number: str | None) -> str:
-    """``138****5678``: enough for a person to recognise a call, not to dial it."""
+    """``138****5678``: enough for a person to recognise a call, not to dial it.
+
+    Mobiles and numbers with an area code (10+ digits) keep the 3-digit prefix (carrier or
+    area, which says little about the person) and the last 4. A local landline (7–9 digits,
+    no area code) hides its middle: at least 4 digits and at least half of them, the rest
+    split between both ends (``65****56``): keeping the last 4 as well would leave 1 digit
+    hidden, 10 guesses from the full number. 6 digits or fewer are service numbers
+    (12345, 95xxx), shown but for their first digits."""
     if not number:
         return ""
     digits = normalise_number(number)
-    if len(digits) <= 4:
+    n = len(digits.lstrip("+"))
+    if n <= 4:
         return "*" * len(digits)
-    if len(digits) <= 7:
+    if n <= 6:
         return "*" * (len(digits) - 4) + digits[-4:]
+    if n <= 9:
+        hidden = max(4, (n + 1) // 2)
+        head = (n - hidden) // 2
+        tail = n - hidden - head
+        plus = "+" if digits.startswith("+") else ""
+        body = digits.lstrip("+")
+        return plus + body[:head] + "*" * hidden + (body[-tail:] if tail else "")
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 

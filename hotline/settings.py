@@ -202,6 +202,19 @@ class Settings(BaseSettings):
     # an attempt still active after this is reconciled (a scheduler died mid-call)
     callback_max_call_seconds: int = Field(default=900, ge=60)
     callback_poll_interval: float = Field(default=2.0, gt=0)
+    # one contact policy across every campaign (DOMAIN.md rule 8 "不得骚扰"; README "Contact
+    # policy" says why these defaults): calls to one citizen a Beijing day, and in any 7 days
+    callback_citizen_max_calls_per_day: int = Field(default=2, ge=1, le=10)
+    callback_citizen_max_calls_per_week: int = Field(default=5, ge=1, le=50)
+    # 电话邀评 by itself (DOMAIN.md rule 3): an unrated, served call gets one invitation call
+    # starting this many hours before its default window closes (rule 2: the default applies
+    # only if the invitation fails)
+    rating_invite_auto: bool = True
+    rating_invite_lead_hours: float = Field(default=48.0, gt=0, le=24 * 90)
+    # 一事一评 for closed cases without a 差评 (a 差评 case always gets its 回访, rule 5):
+    # "all", "bad_only" (none), or "sample" (case_rating_sample_percent of them, by case hash)
+    case_rating_scope: Literal["all", "bad_only", "sample"] = "all"
+    case_rating_sample_percent: int = Field(default=100, ge=0, le=100)
 
     # --- forwarding to the provincial aggregation system (DOMAIN.md rule 9, forwarder/README.md)
     # where records are POSTed; empty: no push (the pull feed still serves every rating)

@@ -18,16 +18,28 @@ import chinese_calendar
 BUILTIN_OVERRIDES = Path(__file__).with_name("workday_overrides.toml")
 
 
+def package_years() -> set[int]:
+    """The years the installed ``chinesecalendar`` knows (it publishes each year's schedule
+    once the State Council has)."""
+    return {day.year for day in chinese_calendar.holidays}
+
+
 class WorkdayCalendar:
     def __init__(self, overrides_file: Path | None = None) -> None:
         self._off: set[dt.date] = set()
         self._on: set[dt.date] = set()
+        self.package_years = package_years()
+        #: years an override file gives the official schedule of (``years = [...]``, or any
+        #: year it lists a holiday in: each year's 放假安排 has 元旦 at least)
+        self.override_years: set[int] = set()
         for path in (BUILTIN_OVERRIDES, overrides_file):
             if path is not None and path.exists():
                 self._load(path)
 
     def _load(self, path: Path) -> None:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+        self.override_years.update(int(y) for y in data.get("years", []))
+        self.override_years.update(_as_date(day).year for day in data.get("holidays", []))
         for day in data.get("holidays", []):
             self._off.add(_as_date(day))
             self._on.discard(_as_date(day))
@@ -45,6 +57,21 @@ class WorkdayCalendar:
         except NotImplementedError:
             # A year neither the package nor the overrides know: weekdays work.
             return day.weekday() < 5
+
+    def covers(self, day: dt.date) -> bool:
+        """Whether ``day``'s year has its official schedule here; outside it every weekday
+        counts as a working day, holidays included (issue 8 defect 7)."""
+        return day.year in self.package_years or day.year in self.override_years
+
+    def covered_until(self, today: dt.date) -> dt.date | None:
+        """The last day of the run of covered years starting with ``today``'s; None if
+        today's year itself is not covered."""
+        if not self.covers(today):
+            return None
+        year = today.year
+        while self.covers(dt.date(year + 1, 1, 1)):
+            year += 1
+        return dt.date(year, 12, 31)
 
     def add_working_days(self, start: dt.date, days: int) -> dt.date:
         """The date ``days`` working days after ``start`` (``start`` itself not counted)."""

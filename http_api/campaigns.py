@@ -22,7 +22,7 @@ from callback_scheduler.rules import CampaignKind
 from hotline.clock import utcnow
 from hotline.levels import Level
 from http_api.auth import requires
-from http_api.bodies import read_json, read_path, read_query, respond
+from http_api.bodies import Int32, RowId, read_json, read_path, read_query, respond
 from http_api.cases import TaskOut, task_out
 from http_api.errors import ApiError
 from http_api.keys import app_ctx, principal
@@ -47,11 +47,11 @@ class RulesIn(BaseModel):
     retry_minutes: dict[str, int] | None = Field(
         default=None, description="per outcome: busy, no_answer, congestion, failed, "
         "answered_no_rating, unknown")
-    calls_per_minute: int | None = Field(default=None, ge=1)
-    max_concurrent: int | None = Field(default=None, ge=1)
+    calls_per_minute: int | None = Field(default=None, ge=1, le=10_000)
+    max_concurrent: int | None = Field(default=None, ge=1, le=10_000)
     caller_id: str | None = Field(default=None, max_length=40)
     trunk: str | None = None
-    deadline_working_days: int | None = Field(default=None, ge=1)
+    deadline_working_days: int | None = Field(default=None, ge=1, le=365)
 
 
 class CampaignIn(BaseModel):
@@ -59,7 +59,7 @@ class CampaignIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=128)
     kind: CampaignKind
-    priority: int = 0
+    priority: Int32 = 0
     rules: RulesIn = Field(default_factory=RulesIn)
     filter: camp.CampaignFilter | None = Field(default=None, description="fill at once")
 
@@ -69,6 +69,7 @@ class AddedOut(BaseModel):
     already_in_campaign: int
     no_number: int
     do_not_call: int
+    already_open: int = 0
 
 
 class CampaignOut(BaseModel):
@@ -88,20 +89,20 @@ class CampaignOut(BaseModel):
 
 
 class CampaignPath(BaseModel):
-    campaign_id: int
+    campaign_id: RowId
 
 
 class ActionPath(BaseModel):
-    campaign_id: int
+    campaign_id: RowId
     action: Literal["start", "pause", "cancel"]
 
 
 class ManualQuery(BaseModel):
-    campaign_id: int | None = None
+    campaign_id: RowId | None = None
 
 
 class TaskPath(BaseModel):
-    task_id: int
+    task_id: RowId
 
 
 class ManualIn(BaseModel):

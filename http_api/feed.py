@@ -26,7 +26,7 @@ from forwarder.profile import Profile, ProfileError
 from forwarder.profile import load as load_profile
 from forwarder.record import Extra, build_record
 from http_api.auth import requires
-from http_api.bodies import read_query, respond
+from http_api.bodies import INT64_MAX, read_query, respond
 from http_api.errors import ApiError
 from http_api.keys import app_ctx
 from http_api.openapi import operation
@@ -48,7 +48,8 @@ class FeedQuery(BaseModel):
     @field_validator("after")
     @classmethod
     def _cursor(cls, value: str) -> str:
-        if not value.isdigit() or len(value) > 19:
+        # the cursor is a BigInteger: a larger one made the database raise (issue 8 defect 13)
+        if not value.isascii() or not value.isdigit() or int(value) > INT64_MAX:
             raise ValueError("not a cursor returned by this feed")
         return value
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel
 
+from hotline.calendar_coverage import coverage
 from http_api.auth import public
 from http_api.bodies import respond
 from http_api.errors import ApiError
@@ -37,9 +39,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 @public
 @operation(
-    summary="Readiness: the database answers",
+    summary="Readiness: the database answers and the working-day calendar reaches far enough",
     tags=["system"],
-    responses={200: Status, 503: Response("The database does not answer", ErrorBody)},
+    responses={200: Status, 503: Response(
+        "The database does not answer, or the calendar ends before today's longest deadline",
+        ErrorBody)},
 )
 async def readyz(request: web.Request) -> web.Response:
     db = app_ctx(request).db
@@ -48,10 +52,20 @@ async def readyz(request: web.Request) -> web.Response:
         reason = "database did not answer SELECT 1"
     except TimeoutError:
         ok, reason = False, f"database did not answer within {READY_TIMEOUT:g} s"
+    if ok:
+        ok, reason = _calendar_ready(app_ctx(request))
     if not ok:
         log.warning("not ready", extra={"reason": reason})
         raise ApiError(503, "not_ready", reason, headers={"Retry-After": "5"})
     return respond(Status(status="ok"))
+
+
+def _calendar_ready(ctx: AppContext) -> tuple[bool, str]:
+    """Not ready when a deadline computed today runs past the official calendar: it would
+    count holidays as working days (issue 8 defect 7)."""
+    today = dt.datetime.now(ctx.settings.tz).date()
+    problem = coverage(ctx.settings, ctx.workdays, today).problem
+    return problem is None, problem or ""
 
 
 @public

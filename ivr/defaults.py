@@ -9,7 +9,9 @@ Each pass:
 2. Each ``not_rated`` call whose window has passed gets the default rating and the status
    ``defaulted``, exactly once even with several processes: a conditional
    ``UPDATE … WHERE survey_status = 'not_rated'`` in the same transaction as the rating, and
-   only the process whose update hit the row writes the rating.
+   only the process whose update hit the row writes the rating. A call whose 电话邀评 (rule 3,
+   callback_scheduler.invitations) is pending or under way waits for it: the default applies
+   only if the invitation fails.
 
 The window runs from the end of the call (else the survey's start, else the call's start):
 
@@ -25,13 +27,23 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from hotline.clock import as_utc, to_local, utcnow
 from hotline.levels import DEFAULT_LEVEL
 from service.context import AppContext
-from storage.models import Call, Case, Rating, RatingKind, RatingSource, SurveyStatus
-from storage.ratings import RatingInput, project_no_for_call, save_rating
+from storage.models import (
+    Call,
+    CallbackTask,
+    Case,
+    CaseStatus,
+    Rating,
+    RatingKind,
+    RatingSource,
+    SurveyStatus,
+)
+from storage.ratings import RatingInput, enqueue, project_no_for_call, save_rating
 
 log = logging.getLogger("hotline.ivr.defaults")
 
@@ -42,6 +54,10 @@ BATCH = 500
 class PassReport:
     stale: int = 0
     defaulted: int = 0
+    cases_defaulted: int = 0
+
+#: 一事一评 (per case) is an additional evaluation in the push format (DOMAIN.md)
+CASE_ASSESS_NUMBER = 2
 
 
 def _reference(call: Call) -> dt.datetime:
@@ -92,12 +108,25 @@ async def mark_stale(ctx: AppContext, now: dt.datetime) -> int:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def invitation_open(now: dt.datetime) -> ColumnElement[bool]:
+    """The call has a 电话邀评 (rule 3) under way, or still pending before its deadline: the
+    default waits for it (issue 10). A pending one past its deadline no longer holds the
+    default back, even if no scheduler runs to expire it."""
+    return exists().where(
+        CallbackTask.call_id == Call.id,
+        or_(CallbackTask.status == "dialing",
+            and_(CallbackTask.status == "pending",
+                 or_(CallbackTask.deadline_at.is_(None), CallbackTask.deadline_at > now))),
+    )
+
+
 async def default_call(ctx: AppContext, call_id: int, now: dt.datetime) -> bool:
     """Give one not-rated call its default rating; False if someone else got there first."""
     async with ctx.db.transaction() as s:
         claimed = await s.execute(
             update(Call)
-            .where(Call.id == call_id, Call.survey_status == SurveyStatus.NOT_RATED)
+            .where(Call.id == call_id, Call.survey_status == SurveyStatus.NOT_RATED,
+                   ~invitation_open(now))
             .values(survey_status=SurveyStatus.DEFAULTED, updated_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -132,6 +161,64 @@ async def default_call(ctx: AppContext, call_id: int, now: dt.datetime) -> bool:
     return True
 
 
+def _case_call_open(now: dt.datetime) -> ColumnElement[bool]:
+    """The case's 一事一评 call is under way or still pending before its deadline."""
+    return exists().where(
+        CallbackTask.case_id == Case.id,
+        or_(CallbackTask.status == "dialing",
+            and_(CallbackTask.status == "pending",
+                 or_(CallbackTask.deadline_at.is_(None), CallbackTask.deadline_at > now))),
+    )
+
+
+async def default_cases(ctx: AppContext, now: dt.datetime) -> int:
+    """Rule 2 for cases (issue 10): a closed case without a 差评 that was offered a 一事一评 call
+    (it has a task) and has no 一事一评 rating once its window has passed gets the default
+    基本满意 as its evaluation (assessNumber 2). Never while its call is pending or under way;
+    a 差评 case is never defaulted (its 回访 is mandatory, rule 5). Exactly once: the rating's
+    unique key (project_no, assess_number) lets only one process insert it."""
+    bound = _earliest_possible_reference(ctx, now)
+    done = 0
+    async with ctx.db.sessions() as s:
+        cases = (await s.scalars(
+            select(Case)
+            .where(
+                Case.status == CaseStatus.CLOSED,
+                Case.has_bad_rating.is_(False),
+                Case.closed_at <= bound,
+                exists().where(CallbackTask.case_id == Case.id),
+                ~_case_call_open(now),
+                ~exists().where(Rating.project_no == Case.case_number,
+                                Rating.assess_number == CASE_ASSESS_NUMBER),
+            )
+            .order_by(Case.id)
+            .limit(BATCH)
+        )).all()
+    for case in cases:
+        if case.closed_at is None or window_end(ctx, as_utc(case.closed_at)) > now:
+            continue
+        try:
+            async with ctx.db.transaction() as s:
+                if await s.scalar(select(Rating.id).where(
+                        Rating.project_no == case.case_number,
+                        Rating.assess_number == CASE_ASSESS_NUMBER)):
+                    continue  # rated meanwhile: the vote stands
+                s.add(Rating(project_no=case.case_number, assess_number=CASE_ASSESS_NUMBER,
+                             kind=RatingKind.PER_CASE, source=RatingSource.DEFAULT,
+                             level=int(DEFAULT_LEVEL), case_id=case.id,
+                             department_code=case.department_code, rated_at=now))
+                await s.flush()  # another process's insert makes this one fail, not both
+                rating = await s.scalar(select(Rating).where(
+                    Rating.project_no == case.case_number,
+                    Rating.assess_number == CASE_ASSESS_NUMBER))
+                assert rating is not None
+                await enqueue(s, rating, case_number=case.case_number)
+            done += 1
+        except IntegrityError:
+            continue
+    return done
+
+
 async def run_once(ctx: AppContext, now: dt.datetime | None = None) -> PassReport:
     """One pass over all due calls (paged by id, so calls not yet due are never re-read)."""
     now = now or utcnow()
@@ -156,8 +243,10 @@ async def run_once(ctx: AppContext, now: dt.datetime | None = None) -> PassRepor
         if len(calls) < BATCH:
             break
         last_id = calls[-1].id
-    if report.stale or report.defaulted:
-        log.info("default ratings", extra={"stale": report.stale, "defaulted": report.defaulted})
+    report.cases_defaulted = await default_cases(ctx, now)
+    if report.stale or report.defaulted or report.cases_defaulted:
+        log.info("default ratings", extra={"stale": report.stale, "defaulted": report.defaulted,
+                                           "cases_defaulted": report.cases_defaulted})
     return report
 
 

@@ -18,7 +18,7 @@ from ivr import cli as ivr_cli
 from reports import cli as reports_cli
 from sandbox import call_cli as sandbox_call_cli
 from sandbox import cli as sandbox_cli
-from service import serve
+from service import calendar_cli, serve
 from service.commands import CommandError
 from storage import cli as storage_cli
 
@@ -35,6 +35,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore
     bad_ratings_cli.register,
     reports_cli.register,
     console_cli.register,
+    calendar_cli.register,
 ]
 
 

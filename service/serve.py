@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import importlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
 
 from hotline import logs
+from hotline.calendar_coverage import coverage
 from hotline.settings import Settings
 from service.context import AppContext
 from storage import migrate
@@ -54,6 +56,7 @@ async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> bo
     stopping = stopping or asyncio.Event()
     failed = False
     ctx = AppContext.create(settings)
+    _warn_if_calendar_short(ctx)
     try:
         tasks = [
             asyncio.create_task(_load(target)(ctx, stopping), name=flag.removeprefix("serve_"))
@@ -75,6 +78,15 @@ async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> bo
         await ctx.close()
         log.info("service stopped")
     return not failed
+
+
+def _warn_if_calendar_short(ctx: AppContext) -> None:
+    """A calendar that ends before today's longest deadline counts holidays as working days
+    (issue 8 defect 7): say so at start, loudly; readiness reports it too."""
+    today = dt.datetime.now(ctx.settings.tz).date()
+    problem = coverage(ctx.settings, ctx.workdays, today).problem
+    if problem:
+        log.warning("working-day calendar too short", extra={"problem": problem})
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

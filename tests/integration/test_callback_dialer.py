@@ -6,7 +6,8 @@ never a second dial, and a paused campaign dials nobody.
 The fake Asterisk decides each call by the citizen number's last two digits: 05 busy, 03 no
 answer, 08 congestion, 04 answers (then the "IVR" stores a rating and the call hangs up),
 09 drops the AMI connection on the Originate and never creates the call, 06 drops the
-connection but the call goes on (answered) and ends a little later."""
+connection but the call goes on (answered) and ends a little later, 07 does not answer the
+Originate within the client's timeout and creates the (answered) call only after it."""
 
 from __future__ import annotations
 
@@ -96,6 +97,9 @@ class FakeAsterisk:
                     self._later(self._hang_up_later(msg["ChannelId"], 2.0))
                 writer.close()  # the response is lost with the connection
                 return
+            if behaviour == "07":  # slow: no response in time, the channel comes later
+                self._later(self._slow_call(msg))
+                return
             self._reply(writer, aid, Message="Originate successfully queued")
             self._later(self._call(msg, behaviour))
         elif action == "coreshowchannels":
@@ -131,6 +135,16 @@ class FakeAsterisk:
             variable = next(v for v in msg.get_all("Variable") if v.startswith("CALLBACK_"))
             await self.on_answer(int(variable.split("=")[1]))
         await self._hang_up_later(uid, 0.05)
+
+    async def _slow_call(self, msg: Message) -> None:
+        """An Asterisk too busy to acknowledge the Originate within the client's timeout:
+        the channel appears only later, is answered, and hangs up without a rating."""
+        await asyncio.sleep(1.5)
+        uid, aid = msg["ChannelId"], msg.action_id
+        self.channels[uid] = "6"
+        self.push(Event="OriginateResponse", ActionID=aid, Response="Success", Reason=4,
+                  Uniqueid=uid)
+        await self._hang_up_later(uid, 0.5)
 
     async def _hang_up_later(self, uid: str, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -226,6 +240,27 @@ async def test_rule8_lost_originate_response_is_reconciled_never_resent(
             "pending", NOW + dt.timedelta(minutes=60))
         assert await claim(ctx, scheduler_id="t", now=NOW + dt.timedelta(minutes=59),
                            want=10) == []
+    finally:
+        await teardown(ctx, ami, pump)
+
+
+async def test_rule8_after_an_ami_timeout_the_call_is_followed_not_reconciled_too_early(
+    tmp_path: Path, database_url: str, fake: FakeAsterisk,
+) -> None:
+    """Issue 8 defect 10: after an AmiTimeout the reconcile ran before Asterisk had created
+    the channel, found nothing and ended as unknown a call about to ring (so its cap and the
+    citizen's contact policy were freed during a live call, and a retry was planned)."""
+    ctx, ami, dialer, pump = await make(tmp_path, database_url, fake)
+    try:
+        await closed_bad_case(ctx, "SLOW-07", number="13800000007")
+        [slow] = await claim(ctx, scheduler_id="t", now=NOW, want=1)
+        dialing = asyncio.create_task(dialer.dial(slow))
+        await asyncio.sleep(1.2)  # past the AMI timeout, before the channel exists
+        async with ctx.db.sessions() as s:
+            attempt = await s.get(CallbackAttempt, slow.attempt_id)
+        assert attempt is not None and attempt.status != "ended"  # still a call in progress
+        assert await asyncio.wait_for(dialing, 15) is Outcome.ANSWERED_NO_RATING
+        assert len(fake.originates) == 1
     finally:
         await teardown(ctx, ami, pump)
 

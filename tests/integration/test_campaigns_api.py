@@ -8,7 +8,13 @@ from sqlalchemy import update
 from callback_scheduler.lifecycle import TaskStatus
 from service.context import AppContext
 from storage.models import CallbackTask, SurveyStatus
-from tests.integration.test_callback_store import NOW, NUMBER, add_call, closed_bad_case
+from tests.integration.test_callback_store import (
+    NOW,
+    NUMBER,
+    add_call,
+    closed_bad_case,
+    settle_open_tasks,
+)
 from tests.integration.test_cases_api import Client, bearer, client  # noqa: F401 (fixture)
 
 
@@ -46,6 +52,7 @@ async def test_csv_upload_rejects_bad_rows_with_line_numbers(
 ) -> None:
     auth = await bearer(ctx)
     await closed_bad_case(ctx, "GD-CSV-1")
+    await settle_open_tasks(ctx)  # out of the standing campaign, so it may be imported
     created = await (await client.post("/api/v1/campaigns", headers=auth, json={
         "name": "导入", "kind": "case_followup"})).json()
     url = f"/api/v1/campaigns/{created['id']}/import"

@@ -304,3 +304,19 @@ async def test_cli_without_schema_says_to_upgrade(
     out, err = capsys.readouterr()
     assert out == ""
     assert "hotline db upgrade" in err
+
+
+async def test_readyz_503_when_the_calendar_ends_before_the_longest_deadline(
+    tmp_path: Path, database_url: str,
+) -> None:
+    """Issue 8 defect 7: a 整改 deadline 800 natural days out cannot be on a known calendar."""
+    ctx = AppContext.create(make_settings(tmp_path, database_url=database_url,
+                                          rectification_days=800,
+                                          rectification_days_unit="natural_days"))
+    try:
+        async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
+            resp = await client.get("/readyz")
+            assert resp.status == 503
+            assert "放假安排" in (await resp.json())["error"]["message"]
+    finally:
+        await ctx.close()

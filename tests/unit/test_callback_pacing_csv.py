@@ -87,3 +87,13 @@ def test_csv_every_bad_row_is_reported_with_its_line_and_nothing_is_returned() -
 def test_csv_bad_files(data: str, message: str) -> None:
     with pytest.raises(csvimport.ImportRejected, match=message):
         csvimport.parse(data)
+
+
+def test_rule8_csv_without_header_does_not_echo_its_first_row() -> None:
+    """Issue 8 defect 9: the 422 quoted the first line, a citizen's full number."""
+    with pytest.raises(csvimport.ImportRejected) as err:
+        csvimport.parse("GD-2026-0042,13812345678\n")
+    assert "13812345678" not in str(err.value)
+    assert "header row missing" in str(err.value)
+    with pytest.raises(csvimport.ImportRejected, match="unknown 'phone'"):
+        csvimport.parse("case_number,phone\nGD-1,13812345678\n")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import stat
 from pathlib import Path
 
 import pytest
 
-from hotline.logs import JsonFormatter, redact
+from hotline.logs import JsonFormatter, TextFormatter, redact
 from hotline.privacy import PhoneVault, mask_number, normalise_number
 
 
@@ -41,6 +42,10 @@ def test_rule8_key_file_is_private_and_reused(tmp_path: Path) -> None:
     [
         ("13800138000", "138****8000"),
         ("12345", "*2345"),
+        # issue 8 defect 9: an 8-digit landline kept 7 digits (651*3456); now its middle half
+        ("65123456", "65****56"),
+        ("6512345", "6****45"),
+        ("0755-6512-3456", "075*****3456"),
         ("110", "***"),
         ("", ""),
         ("+8613800138000", "+86*******8000"),
@@ -67,3 +72,69 @@ def test_rule8_logs_never_carry_a_full_number_or_identity() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert "13912345678" not in json.dumps(line)
     assert line["caller"] == "139****5678"
+
+
+# Issue 8 defect 9 (DOMAIN.md rule 8): each of these carried a full number into the log.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "电话13812345678",
+        "caller 138-1234-5678 rang",
+        "caller 138 1234 5678 rang",
+        "tel_13812345678",
+        "a13812345678",
+        "number is 13812345678.",
+        "+86 138 1234 5678",
+        "008613812345678",
+        "GET /api/v1/x?number=13812345678&b=1",
+        "/api/v1/numbers/13812345678/calls",
+        "landline 0755-65123456",
+        "landline (0755) 6512-3456",
+        "landline 075565123456",
+        "local 65123456 or 6512-3456",
+        "固话65123456。",
+    ],
+)
+def test_rule8_redaction_catches_numbers_however_written(text: str) -> None:
+    out = redact(text)
+    compact = re.sub(r"[\s\-()]", "", out)
+    assert "13812345678" not in compact and "65123456" not in compact, out
+    assert "*" in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call 1795303917.0 queued",  # an Asterisk linkedid
+        "case GD-2026-0042 closed",
+        "at 2026-10-01T09:00:00+08:00",
+        "dialled 12345",
+        "took 1700000000123 ms",
+        "ip 127.0.0.1:5038",
+    ],
+)
+def test_redaction_leaves_what_is_not_a_number(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_rule8_nested_fields_are_redacted() -> None:
+    """aiohttp's access log puts headers in a nested ``request_header`` dict (issue 8 defect 9)."""
+    from multidict import CIMultiDict
+
+    record = logging.LogRecord("aiohttp.access", logging.INFO, __file__, 1, "%s", ("x",), None)
+    record.request_header = CIMultiDict(
+        {"Referer": "http://h/?tel=13812345678", "User-Agent": "bot 电话13912345678"}
+    )
+    record.path = "/calls/13712345678"
+    record.numbers = ["13612345678", {"deep": ("13512345678",)}]
+    record.as_int = 13412345678
+    record.count = 3
+    line = JsonFormatter().format(record)
+    for full in ("13812345678", "13912345678", "13712345678", "13612345678", "13512345678",
+                 "13412345678"):
+        assert full not in line
+    entry = json.loads(line)
+    assert entry["request_header"]["Referer"] == "http://h/?tel=138****5678"
+    assert entry["count"] == 3
+    text_line = TextFormatter("%(message)s").format(record)
+    assert "13812345678" not in text_line and "13412345678" not in text_line
