@@ -9,7 +9,6 @@ found, so a department cannot even learn that another department's item exists.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bad_ratings import machine, store, webhooks
 from bad_ratings.deadlines import Policy
-from bad_ratings.machine import Action, Command, Refused, State
+from bad_ratings.machine import Action, Command, State
 from hotline.levels import Level
 from storage.models import BadRatingEvent, BadRatingItem, Call, Case, Rating, RatingSource
 
@@ -204,11 +203,3 @@ async def watch_deadlines(session: AsyncSession, *, policy: Policy, now: dt.date
                             subject_id=row.id, now=now)
         emitted += 1
     return emitted
-
-
-def refusal_status(exc: Refused) -> int:
-    return 403 if exc.code == "forbidden" else 409 if exc.code in _CONFLICTS else 422
-
-
-_CONFLICTS: Iterable[str] = frozenset({"wrong_state", "extension_pending", "no_extension_request",
-                                       "no_change", "appeal_too_late"})
