@@ -55,6 +55,13 @@ class Finding(StrEnum):
     MALICIOUS = "malicious"  # 恶意
 
 
+FINDING_LABELS: dict[Finding, str] = {
+    Finding.GENUINE: "属实",
+    Finding.MISTAKEN: "误评",
+    Finding.MALICIOUS: "恶意",
+}
+
+
 class Action(StrEnum):
     OPEN = "open"
     JOIN = "join"
