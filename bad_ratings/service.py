@@ -139,7 +139,7 @@ async def on_rating_saved(
                           rating_id=rating.id, data={"level": rating.level,
                                                      "source": rating.source})
         return row
-    if await _already_linked(session, row, rating.id):
+    if await is_linked(session, row, rating.id):
         return row
     if rating.source == RatingSource.CALLBACK and row.state in (State.RECTIFIED, State.FOLLOWUP):
         # the answer of this item's own 回访: handled by followup_result, not a new 差评
@@ -155,7 +155,7 @@ async def on_rating_saved(
     return row
 
 
-async def _already_linked(session: AsyncSession, row: BadRatingItem, rating_id: int) -> bool:
+async def is_linked(session: AsyncSession, row: BadRatingItem, rating_id: int) -> bool:
     if rating_id in (row.first_rating_id, row.latest_rating_id, row.followup_rating_id):
         return True
     found = await session.scalar(
