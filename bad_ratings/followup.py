@@ -85,20 +85,34 @@ async def after_act(
         await schedule(session, ctx, row, now)
 
 
+async def awaiting_followup(
+    session: AsyncSession, case: Case, *, lock: bool = False
+) -> BadRatingItem | None:
+    """The case's item that awaits its 回访 after 整改 (已整改 or 回访), if any."""
+    links = [BadRatingItem.case_id == case.id]
+    if case.call_id is not None:
+        links.append(BadRatingItem.call_id == case.call_id)
+    q = select(BadRatingItem).where(
+        or_(*links), BadRatingItem.state.in_([State.RECTIFIED.value, State.FOLLOWUP.value])
+    ).order_by(BadRatingItem.id).limit(1)
+    return await session.scalar(q.with_for_update() if lock else q)
+
+
+async def citizen_news(session: AsyncSession, case: Case) -> str | None:
+    """What the 回访 tells the citizen before asking: the department's short result for the
+    citizen (issue 10; seed 003 第十四条 "将整改情况反馈企业和群众"), when the case's item awaits
+    this 回访; None otherwise (an ordinary 回访 of a closed case)."""
+    row = await awaiting_followup(session, case)
+    return row.citizen_result if row is not None else None
+
+
 async def on_answer(
     session: AsyncSession, case: Case, rating: Rating, resolved: bool | None, *,
     policy: Policy, now: dt.datetime,
 ) -> BadRatingItem | None:
     """A 回访 answer on a case whose item awaits its 回访: store it on the item (idempotent:
     the 回访 saves again after the reason menu)."""
-    links = [BadRatingItem.case_id == case.id]
-    if case.call_id is not None:
-        links.append(BadRatingItem.call_id == case.call_id)
-    row = await session.scalar(
-        select(BadRatingItem).where(or_(*links),
-                                    BadRatingItem.state.in_([State.RECTIFIED, State.FOLLOWUP]))
-        .with_for_update().limit(1)
-    )
+    row = await awaiting_followup(session, case, lock=True)
     if row is None or row.followup_rating_id == rating.id:
         return None
     return await service.followup_result(session, row.id, solved=resolved,

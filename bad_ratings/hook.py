@@ -1,7 +1,8 @@
 """Installs the 差评 loop on the rating write path: every rating saved through
 ``storage.ratings.save_rating`` with a session of this database opens or joins its 差评 item in
 the same transaction (``storage.ratings.AFTER_SAVE``); every case 回访 answer is stored on the
-item awaiting its 回访 after 整改 (``callback_scheduler.results.AFTER_FOLLOWUP``)."""
+item awaiting its 回访 after 整改 (``callback_scheduler.results.AFTER_FOLLOWUP``), and that
+回访 first tells the citizen the department's result (``CITIZEN_NEWS``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bad_ratings import followup
 from bad_ratings.deadlines import Policy
 from bad_ratings.service import on_rating_saved, policy_from
-from callback_scheduler.results import AFTER_FOLLOWUP
+from callback_scheduler.results import AFTER_FOLLOWUP, CITIZEN_NEWS
 from hotline.clock import utcnow
 from storage.db import Database
 from storage.models import Case, Rating
@@ -32,4 +33,5 @@ def install(db: Database, settings: Any, calendar: Any) -> Policy:
 
     db.info[AFTER_SAVE] = after_save
     db.info[AFTER_FOLLOWUP] = after_followup
+    db.info[CITIZEN_NEWS] = followup.citizen_news
     return policy

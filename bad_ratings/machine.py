@@ -55,6 +55,13 @@ class Finding(StrEnum):
     MALICIOUS = "malicious"  # 恶意
 
 
+FINDING_LABELS: dict[Finding, str] = {
+    Finding.GENUINE: "属实",
+    Finding.MISTAKEN: "误评",
+    Finding.MALICIOUS: "恶意",
+}
+
+
 class Action(StrEnum):
     OPEN = "open"
     JOIN = "join"
@@ -95,11 +102,35 @@ ROLES: dict[Action, frozenset[str]] = {
 
 
 class Refused(Exception):
-    """The command is not allowed; ``code`` is stable (API error code), the message says why."""
+    """The command is not allowed; ``code`` is stable (API error code), the message says why.
+    This base class is a command missing or misstating what it needs (HTTP 422); the
+    subclasses say the role (:class:`Forbidden`) or the item's state (:class:`Conflict`) is
+    wrong. Their HTTP status is a row each in http_api/errors.py ``DOMAIN_ERRORS``."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class Forbidden(Refused):
+    """The actor's role may not give this command."""
+
+
+class Conflict(Refused):
+    """The item is not in a state where this command makes sense (or nothing would change)."""
+
+
+_CONFLICT_CODES = frozenset({"wrong_state", "extension_pending", "no_extension_request",
+                             "no_change", "appeal_too_late"})
+
+
+def refusal(code: str, message: str) -> Refused:
+    """The refusal of that code, as the class that gives its kind."""
+    if code == "forbidden":
+        return Forbidden(code, message)
+    if code in _CONFLICT_CODES:
+        return Conflict(code, message)
+    return Refused(code, message)
 
 
 @dataclass(frozen=True)
@@ -153,12 +184,12 @@ EXTENSION_REFUSED = "refused"
 
 def _need(value: Any, code: str, message: str) -> None:
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise Refused(code, message)
+        raise refusal(code, message)
 
 
 def _in(item: Item, action: Action, *states: State) -> None:
     if item.state not in states:
-        raise Refused(
+        raise refusal(
             "wrong_state",
             f"cannot {action.value} an item that is {LABELS[item.state]} ({item.state.value})",
         )
@@ -167,7 +198,7 @@ def _in(item: Item, action: Action, *states: State) -> None:
 def _role(action: Action, role: str) -> None:
     if role != "admin" and role not in ROLES[action]:
         allowed = ", ".join(sorted(ROLES[action]))
-        raise Refused("forbidden", f"role {role!r} may not {action.value}; needs: {allowed}")
+        raise refusal("forbidden", f"role {role!r} may not {action.value}; needs: {allowed}")
 
 
 def _new_round(item: Item, now: dt.datetime, policy: Policy, to: State) -> dict[str, Any]:
@@ -203,7 +234,7 @@ def decide(item: Item, cmd: Command, now: dt.datetime, policy: Policy) -> Decisi
     _role(cmd.action, cmd.role)
     handler = _HANDLERS.get(cmd.action)
     if handler is None:  # OPEN: a new item has no state yet (open_item)
-        raise Refused("wrong_state", f"{cmd.action.value} is not a command on an item")
+        raise refusal("wrong_state", f"{cmd.action.value} is not a command on an item")
     return handler(item, cmd, now, policy)
 
 
@@ -219,7 +250,7 @@ def _assign(item: Item, cmd: Command, now: dt.datetime, policy: Policy) -> Decis
         _in(item, cmd.action, *OPEN_STATES)
     _need(cmd.department_code, "department_required", "name the department to assign it to")
     if cmd.department_code == item.department_code:
-        raise Refused("no_change", f"already assigned to {cmd.department_code}")
+        raise refusal("no_change", f"already assigned to {cmd.department_code}")
     return Decision(item.state, {"department_code": cmd.department_code},
                     events=["bad_rating.assigned"])
 
@@ -244,7 +275,7 @@ def _rectify(item: Item, cmd: Command, now: dt.datetime, policy: Policy) -> Deci
     _need(cmd.citizen_result, "citizen_result_required",
           "give the short result the 回访 reads to the citizen")
     if cmd.citizen_result and len(cmd.citizen_result) > 200:
-        raise Refused("citizen_result_too_long", "the result for the citizen is read aloud: "
+        raise refusal("citizen_result_too_long", "the result for the citizen is read aloud: "
                       "keep it to 200 characters")
     return Decision(State.RECTIFIED, {"rectification_reply": cmd.note,
                                       "citizen_result": cmd.citizen_result, "rectified_at": now,
@@ -260,14 +291,14 @@ def _running_due(item: Item) -> tuple[str, dt.date | None]:
 def _request_extension(item: Item, cmd: Command, now: dt.datetime, policy: Policy) -> Decision:
     _in(item, cmd.action, State.PENDING, State.RECTIFYING)
     if item.extension_status == EXTENSION_REQUESTED:
-        raise Refused("extension_pending", "an extension request is already waiting")
+        raise refusal("extension_pending", "an extension request is already waiting")
     _need(cmd.note, "reason_required", "give the reason the deadline cannot be met")
     _need(cmd.due, "due_required", "give the new deadline")
     _, current = _running_due(item)
     if cmd.due is not None and current is not None and cmd.due <= current:
-        raise Refused("due_not_later", f"the new deadline must be after {current.isoformat()}")
+        raise refusal("due_not_later", f"the new deadline must be after {current.isoformat()}")
     if cmd.due is not None and cmd.due <= policy.local_date(now):
-        raise Refused("due_not_later", "the new deadline must be in the future")
+        raise refusal("due_not_later", "the new deadline must be in the future")
     return Decision(item.state, {"extension_status": EXTENSION_REQUESTED,
                                  "extension_due": cmd.due, "extension_reason": cmd.note})
 
@@ -275,7 +306,7 @@ def _request_extension(item: Item, cmd: Command, now: dt.datetime, policy: Polic
 def _decide_extension(item: Item, cmd: Command, now: dt.datetime, policy: Policy) -> Decision:
     _in(item, cmd.action, State.PENDING, State.RECTIFYING)
     if item.extension_status != EXTENSION_REQUESTED:
-        raise Refused("no_extension_request", "there is no extension request to decide")
+        raise refusal("no_extension_request", "there is no extension request to decide")
     _need(cmd.approve, "decision_required", "approve or refuse")
     if cmd.approve:
         name, _ = _running_due(item)
@@ -301,7 +332,7 @@ def _appeal(item: Item, cmd: Command, now: dt.datetime, policy: Policy) -> Decis
         State.CLOSED)
     _need(cmd.note, "reason_required", "give the grounds of the 申诉")
     if not policy.appeal_open(item.opened_at, now):
-        raise Refused("appeal_too_late", f"a 申诉 must be filed within {policy.appeal_days} "
+        raise refusal("appeal_too_late", f"a 申诉 must be filed within {policy.appeal_days} "
                       "working days of the 差评")
     return Decision(State.IN_REVIEW, {"review_origin": "appeal",
                                       "review_return_state": item.state.value})
@@ -315,7 +346,7 @@ def _review(item: Item, cmd: Command, now: dt.datetime, policy: Policy) -> Decis
     if cmd.invalid:
         _need(cmd.finding, "finding_required", "say whether it is mistaken or malicious")
         if cmd.finding == Finding.GENUINE:
-            raise Refused("finding_required", "an invalid 差评 is mistaken or malicious")
+            raise refusal("finding_required", "an invalid 差评 is mistaken or malicious")
         return Decision(State.INVALID, cleared | {"closed_at": now}, invalidate_rating=True,
                         cancel_followup=True)
     back = item.review_return_state or State.RECTIFYING

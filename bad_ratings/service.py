@@ -9,7 +9,6 @@ found, so a department cannot even learn that another department's item exists.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bad_ratings import machine, store, webhooks
 from bad_ratings.deadlines import Policy
-from bad_ratings.machine import Action, Command, Refused, State
+from bad_ratings.machine import Action, Command, State
 from hotline.levels import Level
 from storage.models import BadRatingEvent, BadRatingItem, Call, Case, Rating, RatingSource
 
@@ -140,7 +139,7 @@ async def on_rating_saved(
                           rating_id=rating.id, data={"level": rating.level,
                                                      "source": rating.source})
         return row
-    if await _already_linked(session, row, rating.id):
+    if await is_linked(session, row, rating.id):
         return row
     if rating.source == RatingSource.CALLBACK and row.state in (State.RECTIFIED, State.FOLLOWUP):
         # the answer of this item's own 回访: handled by followup_result, not a new 差评
@@ -156,7 +155,7 @@ async def on_rating_saved(
     return row
 
 
-async def _already_linked(session: AsyncSession, row: BadRatingItem, rating_id: int) -> bool:
+async def is_linked(session: AsyncSession, row: BadRatingItem, rating_id: int) -> bool:
     if rating_id in (row.first_rating_id, row.latest_rating_id, row.followup_rating_id):
         return True
     found = await session.scalar(
@@ -204,11 +203,3 @@ async def watch_deadlines(session: AsyncSession, *, policy: Policy, now: dt.date
                             subject_id=row.id, now=now)
         emitted += 1
     return emitted
-
-
-def refusal_status(exc: Refused) -> int:
-    return 403 if exc.code == "forbidden" else 409 if exc.code in _CONFLICTS else 422
-
-
-_CONFLICTS: Iterable[str] = frozenset({"wrong_state", "extension_pending", "no_extension_request",
-                                       "no_change", "appeal_too_late"})

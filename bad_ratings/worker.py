@@ -1,7 +1,8 @@
-"""The ``serve_bad_ratings`` worker: every ``bad_rating_watch_interval_seconds`` it notices
-即将超期 / 超期 items (each once per deadline, webhooks' dedupe) and sends the due webhook
-events. A failure of one pass is logged and the next pass tries again: the loop never stops
-the service (a webhook receiver or a database blip must not stop surveys, issue 8)."""
+"""The ``serve_bad_ratings`` worker: every ``bad_rating_watch_interval_seconds`` it gives an
+item to any 差评 saved without one (``sweep``), notices 即将超期 / 超期 items (each once per
+deadline, webhooks' dedupe) and sends the due webhook events. A failure of one pass is logged
+and the next pass tries again: the loop never stops the service (a webhook receiver or a
+database blip must not stop surveys, issue 8)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import logging
 import aiohttp
 from sqlalchemy.exc import SQLAlchemyError
 
-from bad_ratings import service, webhooks
+from bad_ratings import service, sweep, webhooks
 from hotline.clock import utcnow
 from service.context import AppContext
 
@@ -21,6 +22,7 @@ log = logging.getLogger("hotline.bad_ratings.worker")
 
 async def one_pass(ctx: AppContext, http: aiohttp.ClientSession | None) -> int:
     now = utcnow()
+    await sweep.sweep(ctx.db, policy=ctx.bad_rating_policy, now=now)
     async with ctx.db.transaction() as s:
         await service.watch_deadlines(s, policy=ctx.bad_rating_policy, now=now)
     s = ctx.settings

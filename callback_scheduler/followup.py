@@ -5,7 +5,8 @@ FastAGI adapter (``followup_agi``) performs them. Each batch ends with at most o
 waits for the citizen (:class:`Collect`) or with :class:`Finish`.
 
 回访 of a case (DOMAIN.md rule 5): greet as the 12345 hotline's 回访, say the case number digit
-by digit (SAY DIGITS) and the department, ask "您反映的问题是否已解决：已解决请按1，未解决请按2",
+by digit (SAY DIGITS) and the department, after 整改 the department's result for the citizen
+(issue 10 "Back to the citizen"), ask "您反映的问题是否已解决：已解决请按1，未解决请按2",
 then the 1–5 satisfaction menu (the site's keypad map), and for a 差评 the reason menu. 邀评 of a
 call (rule 3): greet, then the menu and reasons. "未解决" is reported at once (the case is
 flagged even if the citizen hangs up before rating). The do-not-call key, offered with the
@@ -44,6 +45,7 @@ GREETING = prompts.CALLBACK_GREETING
 INVITE = prompts.CALLBACK_INVITE
 CASE_NUMBER = prompts.CALLBACK_CASE_NUMBER
 DEPARTMENT = prompts.CALLBACK_DEPARTMENT
+RESULT = prompts.CALLBACK_RESULT
 RESOLVED_QUESTION = prompts.CALLBACK_RESOLVED
 DNC_HINT = prompts.CALLBACK_DNC_HINT
 SATISFACTION = prompts.CALLBACK_SATISFACTION
@@ -101,6 +103,8 @@ class FollowupConfig:
     invite: bool = False  # 邀评 of a call, not 回访 of a case
     case_digits: str = ""  # the case number's digits, said one by one
     department_prompt: str | None = None  # a rendered prompt of the department's name
+    #: a rendered prompt of the department's result for the citizen after 整改 (issue 10)
+    result_prompt: str | None = None
     max_tries: int = 3
     digit_timeout_ms: int = 6000
 
@@ -141,6 +145,8 @@ class Followup(KeypadMachine[Action]):
             intro += [Play((CASE_NUMBER,)), SayDigits(cfg.case_digits)]
         if cfg.department_prompt:
             intro.append(Play((DEPARTMENT, cfg.department_prompt)))
+        if cfg.result_prompt:  # told before the questions, so the answers are about it
+            intro.append(Play((RESULT, cfg.result_prompt)))
         self.phase = Phase.RESOLVED
         return [*intro, self._collect(RESOLVED_QUESTION, DNC_HINT)]
 

@@ -13,16 +13,14 @@ may arrive in either order.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import hashlib
 import logging
 import re
 from dataclasses import dataclass
 
 from callback_scheduler import followup as f
 from callback_scheduler.campaigns import add_do_not_call
-from callback_scheduler.results import Answer
+from callback_scheduler.results import CITIZEN_NEWS, Answer
 from callback_scheduler.rules import Outcome
 from callback_scheduler.tasks import record_ivr_result
 from hotline.channel_vars import CALLBACK_ATTEMPT_ID
@@ -32,6 +30,7 @@ from ivr import prompts
 from ivr.agi import protocol as p
 from ivr.agi.channel import AgiChannel, CallLog, ChannelGone
 from ivr.dialog import DialogRunner
+from ivr.spoken import spoken_prompt
 from service.context import AppContext
 from storage.models import CallbackAttempt, CallbackTask, Case
 from storage.ratings import release_rating
@@ -41,6 +40,9 @@ log = logging.getLogger("hotline.callback.ivr")
 VAR_ATTEMPT = CALLBACK_ATTEMPT_ID
 #: a rating saved before its reason is known is held back from the push this long at most
 HOLD = dt.timedelta(minutes=10)
+#: the cached spoken prompts (ivr/spoken.py): the department's name, the 整改 result
+DEPARTMENT_PROMPT_KIND = "callback-dept"
+RESULT_PROMPT_KIND = "callback-result"
 _NOT_DIGITS = re.compile(r"\D")
 
 
@@ -64,25 +66,29 @@ async def load_target(ctx: AppContext, attempt_id: int) -> Target | None:
 
 
 async def department_prompt(ctx: AppContext, name: str | None) -> str | None:
-    """A prompt speaking the department's name: ``callback-dept-<hash of the name>``. Rendered
-    on first use when Asterisk shares this host (the prompt check is on); otherwise only a
-    file already there (e.g. a studio recording) is used, and the name is left out."""
-    if not name:
+    """A prompt speaking the department's name: ``callback-dept-<hash of the name>``
+    (ivr/spoken.py: rendered on first use when Asterisk shares this host, otherwise only a
+    file already there is used, and the name is left out)."""
+    return await spoken_prompt(ctx.settings, DEPARTMENT_PROMPT_KIND, name)
+
+
+async def result_prompt(ctx: AppContext, case: Case | None) -> str | None:
+    """The department's short result for the citizen after 整改, when the case has a 差评 item
+    awaiting this 回访 (issue 10: the 回访 tells it before asking); rendered like the
+    department's name. Nothing to say, or a failure to find or render it: None, and the 回访
+    goes on without it (logged)."""
+    if case is None:
         return None
-    prompt_id = "callback-dept-" + hashlib.sha1(name.encode()).hexdigest()[:12]
-    directory = ctx.settings.effective_prompts_dir
-    if prompts.existing_file(directory, prompt_id) is not None:
-        return prompt_id
-    if not ctx.settings.fastagi_check_prompts:
+    hook = ctx.db.info.get(CITIZEN_NEWS)
+    if hook is None:
         return None
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(prompts.render, name, directory / f"{prompt_id}.wav",
-                                ctx.settings.prompts_voice)
-    except Exception as exc:  # any failure: say the rest without the name
-        log.warning("department prompt not rendered", extra={"error": str(exc)})
+        async with ctx.db.sessions() as s:
+            text = await hook(s, case)
+    except Exception as exc:  # the 回访 must not depend on the 差评 loop answering
+        log.warning("result for the citizen not read", extra={"error": type(exc).__name__})
         return None
-    return prompt_id
+    return await spoken_prompt(ctx.settings, RESULT_PROMPT_KIND, text)
 
 
 async def ensure_language(channel: AgiChannel) -> None:
@@ -169,6 +175,7 @@ async def handle(ctx: AppContext, channel: AgiChannel) -> str:
         invite=case is None,
         case_digits=_NOT_DIGITS.sub("", case.case_number) if case else "",
         department_prompt=await department_prompt(ctx, case.department_name if case else None),
+        result_prompt=await result_prompt(ctx, case),
         max_tries=s.survey_max_tries,
         digit_timeout_ms=s.survey_digit_timeout_ms,
     )

@@ -36,6 +36,10 @@ UNVOTED = (SurveyStatus.NOT_RATED, SurveyStatus.PENDING, SurveyStatus.ABANDONED)
 #: ``hook(session, case, rating, resolved)``; the 差评 loop (bad_ratings.hook) stores it on the
 #: item awaiting its 回访 after 整改.
 AFTER_FOLLOWUP = "after_followup_answer"
+#: ``session.info`` key of the coroutine asked, before a case's 回访 starts, what to tell the
+#: citizen first: ``hook(session, case) -> str | None``; the 差评 loop (bad_ratings.hook)
+#: answers with the department's result for the citizen after 整改 (issue 10).
+CITIZEN_NEWS = "citizen_news"
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from bad_ratings import followup, service, store
-from bad_ratings.machine import LABELS, Action, Command, Finding, Refused, State
+from bad_ratings.machine import LABELS, Action, Command, Finding, State
 from hotline.clock import utcnow
 from http_api.auth import requires
 from http_api.bodies import read_json, read_path, read_query, respond
-from http_api.errors import ApiError
 from http_api.keys import app_ctx, principal
 from http_api.openapi import operation
 from service.context import AppContext
@@ -186,23 +185,15 @@ def item_out(ctx: AppContext, row: BadRatingItem, now: dt.datetime,
     )
 
 
-def _refused(exc: Refused) -> ApiError:
-    return ApiError(service.refusal_status(exc), exc.code, str(exc))
-
-
 async def _act(request: web.Request, cmd: Command) -> web.Response:
     path = read_path(request, ItemPath)
     ctx, actor, now = app_ctx(request), actor_of(request), utcnow()
-    try:
-        async with ctx.db.transaction() as s:
-            row = await service.act(s, actor, path.item_id, cmd, policy=ctx.bad_rating_policy,
-                                    now=now)
-            await followup.after_act(s, ctx, row, now)
-            events = await store.timeline(s, row.id)
-    except service.NotFound as exc:
-        raise ApiError(404, "not_found", str(exc)) from exc
-    except Refused as exc:
-        raise _refused(exc) from exc
+    # not found (404), wrong role (403), wrong state (409), incomplete (422): DOMAIN_ERRORS
+    async with ctx.db.transaction() as s:
+        row = await service.act(s, actor, path.item_id, cmd, policy=ctx.bad_rating_policy,
+                                now=now)
+        await followup.after_act(s, ctx, row, now)
+        events = await store.timeline(s, row.id)
     return respond(item_out(ctx, row, now, events))
 
 
@@ -236,11 +227,8 @@ async def list_bad_ratings(request: web.Request) -> web.Response:
 async def get_bad_rating(request: web.Request) -> web.Response:
     path = read_path(request, ItemPath)
     ctx, actor, now = app_ctx(request), actor_of(request), utcnow()
-    try:
-        async with ctx.db.sessions() as s:
-            row, events = await service.get_with_timeline(s, actor, path.item_id)
-    except service.NotFound as exc:
-        raise ApiError(404, "not_found", str(exc)) from exc
+    async with ctx.db.sessions() as s:
+        row, events = await service.get_with_timeline(s, actor, path.item_id)
     return respond(item_out(ctx, row, now, events))
 
 

@@ -1,5 +1,6 @@
 """The 工单 system updates and reopens cases (issue 10: ``updateCase``, ``reopenCase``).
-Updating the department reassigns the case's open 差评 item; both are audited."""
+Updating the department reassigns the case's open 差评 item; both are audited. A missing case
+(404) or one not closed (409) are rows of ``DOMAIN_ERRORS`` (http_api/errors.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from http_api.auth import requires
 from http_api.bad_ratings import actor_of
 from http_api.bodies import read_json, read_path, respond
 from http_api.cases import CaseOut, CasePath, case_out
-from http_api.errors import ApiError
 from http_api.keys import app_ctx
 from http_api.openapi import operation
 from service.context import AppContext
@@ -40,13 +40,10 @@ async def update_case(request: web.Request) -> web.Response:
     path = read_path(request, CasePath)
     body = await read_json(request, CaseUpdateIn)
     ctx = app_ctx(request)
-    try:
-        async with ctx.db.transaction() as s:
-            case = await svc.update_case(
-                s, actor_of(request), path.case_number, department_code=body.department_code,
-                department_name=body.department_name, policy=ctx.bad_rating_policy, now=utcnow())
-    except svc.CaseNotFound as exc:
-        raise ApiError(404, "not_found", str(exc)) from exc
+    async with ctx.db.transaction() as s:
+        case = await svc.update_case(
+            s, actor_of(request), path.case_number, department_code=body.department_code,
+            department_name=body.department_name, policy=ctx.bad_rating_policy, now=utcnow())
     return respond(case_out(case))
 
 
@@ -59,14 +56,9 @@ async def reopen_case(request: web.Request) -> web.Response:
     path = read_path(request, CasePath)
     body = await read_json(request, ReopenIn)
     ctx = app_ctx(request)
-    try:
-        async with ctx.db.transaction() as s:
-            case = await svc.reopen_case(s, actor_of(request), path.case_number,
-                                         reason=body.reason, now=utcnow())
-    except svc.CaseNotFound as exc:
-        raise ApiError(404, "not_found", str(exc)) from exc
-    except svc.CaseNotClosed as exc:
-        raise ApiError(409, "conflict", str(exc)) from exc
+    async with ctx.db.transaction() as s:
+        case = await svc.reopen_case(s, actor_of(request), path.case_number,
+                                     reason=body.reason, now=utcnow())
     return respond(case_out(case))
 
 

@@ -18,6 +18,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from bad_ratings import cases as case_updates
+from bad_ratings import machine as bad_rating_machine
+from bad_ratings import service as bad_ratings
 from callback_scheduler import campaigns, cases, csvimport, tasks
 from callback_scheduler.results import NothingToRate
 
@@ -45,8 +48,10 @@ _STATUS_CODES: dict[int, str] = {
 }
 
 #: Domain error → (status, code); the first row whose class matches wins, so a subclass goes
-#: before its base. The message is the exception's text (written for the client).
-DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
+#: before its base. The message is the exception's text (written for the client). A code of
+#: None: the exception carries its own stable code (``.code``, e.g. the 差评 machine's
+#: "extension_pending"), the row gives only the status.
+DOMAIN_ERRORS: list[tuple[type[Exception], int, str | None]] = [
     (csvimport.ImportRejected, 422, "import_rejected"),
     (campaigns.CampaignNotFound, 404, "not_found"),
     (tasks.TaskNotFound, 404, "not_found"),
@@ -56,6 +61,12 @@ DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
     (cases.CaseError, 422, "validation_failed"),
     (campaigns.CampaignError, 422, "validation_failed"),
     (NothingToRate, 422, "validation_failed"),
+    (bad_ratings.NotFound, 404, "not_found"),
+    (case_updates.CaseNotFound, 404, "not_found"),
+    (case_updates.CaseNotClosed, 409, "conflict"),
+    (bad_rating_machine.Forbidden, 403, None),
+    (bad_rating_machine.Conflict, 409, None),
+    (bad_rating_machine.Refused, 422, None),
 ]
 
 
@@ -69,7 +80,8 @@ def domain_error(exc: Exception) -> ApiError | None:
     """The client's view of a domain error, from :data:`DOMAIN_ERRORS`; None if not one."""
     for cls, status, code in DOMAIN_ERRORS:
         if isinstance(exc, cls):
-            return ApiError(status, code, str(exc), details=_details(exc))
+            own = code if code is not None else str(getattr(exc, "code", status_code(status)))
+            return ApiError(status, own, str(exc), details=_details(exc))
     return None
 
 

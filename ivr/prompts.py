@@ -77,6 +77,7 @@ CALLBACK_GREETING = "callback-greeting"
 CALLBACK_INVITE = "callback-invite"
 CALLBACK_CASE_NUMBER = "callback-case"
 CALLBACK_DEPARTMENT = "callback-department"
+CALLBACK_RESULT = "callback-result"  # before the department's 整改 result for the citizen
 CALLBACK_RESOLVED = "callback-resolved"
 CALLBACK_DNC_HINT = "callback-dnc-hint"
 CALLBACK_SATISFACTION = "callback-satisfaction"
@@ -106,6 +107,7 @@ _FIXED_TEXTS = {
     CALLBACK_INVITE: "您好，这里是幺二三四五政务服务便民热线，邀请您对近期来电的服务进行评价。",
     CALLBACK_CASE_NUMBER: "您的工单编号是",
     CALLBACK_DEPARTMENT: "承办单位是",
+    CALLBACK_RESULT: "承办单位对您反映的问题进行了整改，办理结果是：",
     CALLBACK_RESOLVED: "您反映的问题是否已解决：已解决请按1，未解决请按2。",
     CALLBACK_DNC_HINT: "如不希望再接到回访电话，请按9。",
     CALLBACK_SATISFACTION: "请您对办理情况进行评价。",

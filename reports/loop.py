@@ -16,27 +16,28 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Date, and_, cast, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bad_ratings.machine import FINDING_LABELS as MACHINE_FINDING_LABELS
+from bad_ratings.machine import LABELS, Action, Finding, State
 from reports.engine import Counts, Window, _n
 from storage.models import BadRatingEvent, BadRatingItem, Call, Rating
 
-# The item states and findings of bad_ratings.machine (State, Finding), by value.
-PENDING = "pending_verification"
-IN_REVIEW = "in_review"
-RECTIFYING = "rectifying"
-RECTIFIED = "rectified"
-FOLLOWUP = "followup"
-CLOSED = "closed"
-INVALID = "invalid"
+# The item states, findings and labels are bad_ratings.machine's (one place for each fact);
+# the plain values are what the SQL compares with.
+PENDING = State.PENDING.value
+IN_REVIEW = State.IN_REVIEW.value
+RECTIFYING = State.RECTIFYING.value
+RECTIFIED = State.RECTIFIED.value
+FOLLOWUP = State.FOLLOWUP.value
+CLOSED = State.CLOSED.value
+INVALID = State.INVALID.value
 DONE_STATES = (RECTIFIED, FOLLOWUP, CLOSED)  # the latest round's 整改 is done
 STANDING_STATES = (RECTIFYING, *DONE_STATES)  # the 差评 stands: it needs 整改
-SET_ASIDE_FINDINGS = ("mistaken", "malicious")  # 误评, 恶意: an answer without 整改
-APPEAL_ACTION = "appeal"
+# 误评, 恶意: an answer without 整改
+SET_ASIDE_FINDINGS = (Finding.MISTAKEN.value, Finding.MALICIOUS.value)
+APPEAL_ACTION = Action.APPEAL.value
 
-STATE_LABELS = {
-    PENDING: "待核实", IN_REVIEW: "复核", RECTIFYING: "整改中", RECTIFIED: "已整改",
-    FOLLOWUP: "回访", CLOSED: "办结", INVALID: "无效",
-}
-FINDING_LABELS = {"genuine": "属实", "mistaken": "误评", "malicious": "恶意"}
+STATE_LABELS: dict[str, str] = {state.value: label for state, label in LABELS.items()}
+FINDING_LABELS: dict[str, str] = {f.value: label for f, label in MACHINE_FINDING_LABELS.items()}
 
 LOOP_COUNTS = (
     "items", "verified", "to_rectify", "rectified", "rectified_on_time", "replied", "overdue",

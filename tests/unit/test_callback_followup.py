@@ -41,6 +41,17 @@ def test_rule5_greets_says_case_digits_and_department_then_asks_resolved() -> No
     ]
 
 
+def test_after_rectification_the_result_is_told_before_the_questions() -> None:
+    """issue 10 "Back to the citizen": the department's result for the citizen (seed 003
+    第十四条) is played after the department and before "问题是否已解决"."""
+    actions = machine(result_prompt="callback-result-123").start()
+    told = actions.index(f.Play((f.RESULT, "callback-result-123")))
+    assert actions.index(f.Play((f.DEPARTMENT, "callback-dept-abc"))) < told
+    assert actions[told + 1] == f.Collect((f.RESOLVED_QUESTION, f.DNC_HINT), 6000)
+    # an ordinary 回访 (no 整改 result): nothing of it
+    assert not any(isinstance(a, f.Play) and f.RESULT in a.prompts for a in machine().start())
+
+
 def test_rule5_resolved_then_satisfied_is_stored_as_a_followup_rating() -> None:
     m = machine()
     actions = run(m, f.Digit("1"), f.Digit("2"))

@@ -233,6 +233,6 @@ def test_cli_build_and_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert main(["prompts", "build"]) == 0
     assert main(["prompts", "check"]) == 0
     out = capsys.readouterr().out
-    assert "generated: 26" in out and "all 26 prompts present" in out  # 16 prompts, 10 digits
+    assert "generated: 27" in out and "all 27 prompts present" in out  # 17 prompts, 10 digits
     digits = tmp_path / "data" / "sounds" / "zh" / "digits"
     assert sorted(p.name for p in digits.iterdir()) == [f"{d}.wav" for d in "0123456789"]
