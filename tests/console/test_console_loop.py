@@ -31,7 +31,7 @@ from console import users
 from http_api.app import run as run_http
 from ivr import prompts
 from sandbox import testcall
-from sandbox.carrier import Behaviour, Carrier, keys_number, number, random_tag
+from sandbox.carrier import Behaviour, Carrier, Press, keys_number, number, random_tag
 from sandbox.instance import AsteriskSandbox
 from service import agi
 from service.context import AppContext
@@ -140,24 +140,26 @@ async def _open_item(page: Page, item_id: int) -> None:
 
 async def test_a_real_bad_rating_through_the_loop(
     page: Page, loop_console: Console, ami: AmiClient, carrier: Carrier,
-    carrier_ami: AmiClient,
+    carrier_ami: AmiClient, asterisk: AsteriskSandbox,
 ) -> None:
     ctx = loop_console.ctx
     await login(page, "zhang")
     await expect(page.locator(".el-tag", has_text="实时")).to_be_visible()
-    # the caller presses 5 (非常不满意), reason 2, then 1 to leave a comment
-    citizen = keys_number(testcall.survey_presses(["5", "2", "1"], first_after=FIRST_KEY))
+    # the caller presses 5 (非常不满意), reason 2, then 1 to leave a comment, and talks on
+    citizen = keys_number([Press("5", FIRST_KEY), Press("2", 3), Press("1", 4)],
+                          talks_on=True)
     async with testcall.simulated_agent(ami, "A1001", testcall.talk(AGENT_TALK)):
         async with asyncio.timeout(20):
             placed = await testcall.place_call(ami, citizen, carrier=carrier,
                                                carrier_ami=carrier_ami)
         live = page.locator("[data-test=live-list] .el-table__row", has_text="非常不满意")
         await expect(live.first).to_be_visible(timeout=40_000)  # pushed, no reload
-        await expect(live.first).to_contain_text("办理效率")
         async with asyncio.timeout(60):
             outcome = await testcall.wait_outcome(ctx.db, placed.linkedid)
     rating = outcome.rating
-    assert rating is not None and rating.level == 5 and rating.comment_recording
+    assert rating is not None, outcome
+    assert (rating.level, rating.reason_codes) == (5, "2")
+    assert rating.comment_recording, asterisk.log_tail(60)
     await screenshot(page, "dashboard-live-bad-rating")
     async with ctx.db.sessions() as s:
         item_id = await s.scalar(select(BadRatingItem.id).where(
@@ -171,7 +173,9 @@ async def test_a_real_bad_rating_through_the_loop(
                                  arg=await audio.element_handle(), timeout=10_000)
     assert await audio.evaluate("el => el.play().then(() => true, e => String(e))") is True
     await expect(page.locator("[data-test=timeline]")).to_contain_text("收到差评")
-    await page.fill("[data-test=assign-department] input", D1)
+    # the reason came after the level (the live row showed the level as soon as it was saved)
+    await expect(page.locator(f"[data-test=item-rating-{rating.id}]")).to_contain_text("办理效率")
+    await page.fill("input[data-test=assign-department]", D1)
     await page.click("[data-test=do-assign]")
     await expect(page.locator("[data-test=timeline]")).to_contain_text("派单")
     await expect(page.locator("[data-test=item-detail]")).to_contain_text(D1)
@@ -185,11 +189,11 @@ async def test_a_real_bad_rating_through_the_loop(
     await expect(page.locator("[data-test=bad-table]")).to_contain_text(str(item_id))
     await screenshot(page, "department-bad-ratings")
     await _open_item(page, item_id)
-    await page.fill("[data-test=verify-note] textarea", "经核实，办理超时属实")
+    await page.fill("textarea[data-test=verify-note]", "经核实，办理超时属实")
     await page.click("[data-test=do-verify]")
     await expect(page.locator("[data-test=item-state]")).to_have_text("整改中")
-    await page.fill("[data-test=rectify-reply] textarea", "已约谈经办人并优化流程")
-    await page.fill("[data-test=rectify-citizen] input", "已整改")
+    await page.fill("textarea[data-test=rectify-reply]", "已约谈经办人并优化流程")
+    await page.fill("input[data-test=rectify-citizen]", "已整改")
     await page.click("[data-test=do-rectify]")
     await expect(page.locator("[data-test=item-state]")).to_have_text(re.compile("已整改|回访"))
     await _logout(page)
@@ -231,9 +235,9 @@ async def _campaign(page: Page, console: Console, linkedid: str) -> None:
     await page.click("[data-test=campaign-kind]")
     await page.click(".el-select-dropdown__item >> text=电话邀评")
     await page.click("[data-test=campaign-window-delete-1]")
-    await page.fill("[data-test=campaign-window-0] input", "00:00-24:00")
+    await page.fill("input[data-test=campaign-window-0]", "00:00-24:00")
     await page.click("[data-test=campaign-workdays]")  # every day, not only working days
-    await page.fill("[data-test=campaign-max-attempts] input", "1")
+    await page.fill(":is([data-test=campaign-max-attempts] input, input[data-test=campaign-max-attempts])", "1")
     await page.click("[data-test=campaign-create]")
     row = page.locator("[data-test=campaigns-table] .el-table__row", has_text="本周电话邀评")
     await expect(row).to_be_visible()
