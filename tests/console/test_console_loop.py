@@ -237,7 +237,8 @@ async def _campaign(page: Page, console: Console, linkedid: str) -> None:
     await page.click("[data-test=campaign-window-delete-1]")
     await page.fill("input[data-test=campaign-window-0]", "00:00-24:00")
     await page.click("[data-test=campaign-workdays]")  # every day, not only working days
-    await page.fill(":is([data-test=campaign-max-attempts] input, input[data-test=campaign-max-attempts])", "1")
+    attempts = "[data-test=campaign-max-attempts] input, input[data-test=campaign-max-attempts]"
+    await page.fill(f":is({attempts})", "1")
     await page.click("[data-test=campaign-create]")
     row = page.locator("[data-test=campaigns-table] .el-table__row", has_text="本周电话邀评")
     await expect(row).to_be_visible()
