@@ -57,6 +57,17 @@ class Policy:
         last = self.calendar.add_working_days(self.local_date(rated_at), self.appeal_days)
         return self.local_date(now) <= last
 
+    def due_soon_limit(self, today: dt.date) -> dt.date:
+        """The last due date that is 即将超期 on ``today`` (a due date from ``today`` up to this
+        one is due soon): what a list filter compares stored due dates with."""
+        last = today
+        for _ in range(366):  # due_soon_days is small; the bound only guards a bad calendar
+            nxt = last + dt.timedelta(days=1)
+            if self._between(today, nxt) > self.due_soon_days:
+                break
+            last = nxt
+        return last
+
     def due_status(self, due: dt.date | None, now: dt.datetime) -> DueStatus | None:
         if due is None:
             return None

@@ -157,6 +157,7 @@ class Filters:
     state: str | None = None
     department: str | None = None
     overdue: bool | None = None
+    due_soon: bool | None = None  # 即将超期: running deadline today or within due_soon_days
     due_before: dt.date | None = None
     agent: str | None = None
     since: dt.datetime | None = None
@@ -188,6 +189,12 @@ def list_query(filters: Filters, policy: Policy, now: dt.datetime) -> Select[tup
         late = or_(verifying & (BadRatingItem.verify_due < today),
                    rectifying & (BadRatingItem.rectify_due < today))
         q = q.where(late if filters.overdue else ~late)
+    if filters.due_soon is not None:
+        today = policy.local_date(now)
+        limit = policy.due_soon_limit(today)
+        soon = or_(verifying & BadRatingItem.verify_due.between(today, limit),
+                   rectifying & BadRatingItem.rectify_due.between(today, limit))
+        q = q.where(soon if filters.due_soon else ~soon)
     return q
 
 

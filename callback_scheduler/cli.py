@@ -19,6 +19,7 @@ from callback_scheduler.results import Answer
 from callback_scheduler.rules import CampaignKind
 from hotline.clock import format_local, utcnow
 from hotline.levels import Level
+from hotline.progress import Progress, bar
 from hotline.settings import Settings
 from service.commands import CommandError, with_context
 from service.context import AppContext
@@ -177,6 +178,8 @@ def _print_summary(s: camp.Summary) -> None:
     tasks_text = ", ".join(f"{k} {v}" for k, v in sorted(s.tasks.items())) or "no tasks"
     print(f"#{s.campaign_id} {s.name} [{s.kind}] {s.status}  priority {s.priority}")
     print(f"  tasks: {tasks_text}; reached {s.reached}, rated {s.rated}, 回访率 {rate}")
+    open_ = s.tasks.get("pending", 0) + s.tasks.get("dialing", 0)
+    print(f"  progress {bar(s.total - open_, s.total)}")
     if s.outcomes:
         print("  outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(s.outcomes.items())))
 
@@ -246,10 +249,15 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 def _import(settings: Settings, args: argparse.Namespace) -> int:
     data = args.file.read_bytes()
+    progress = Progress(f"import {args.file.name}")
+    rows = max(data.count(b"\n") - 1, 0)
 
     async def work(ctx: AppContext) -> int:
+        progress.stage(f"checking about {rows} rows against the database")
         async with ctx.db.transaction() as s:
             result = await camp.import_csv(s, ctx, args.id, data, utcnow())
+            progress.stage("writing the tasks")
+        progress.finish("committed")
         _print_added(result)
         return 0
 

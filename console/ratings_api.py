@@ -109,7 +109,7 @@ def scoped(stmt: Select[Any], who: Principal) -> Select[Any]:
     return stmt
 
 
-def _base() -> Select[Any]:
+def rating_query() -> Select[Any]:
     return select(Rating, Call.queue, Call.caller_masked, Call.case_number).outerjoin(
         Call, Call.id == Rating.call_id
     )
@@ -163,7 +163,7 @@ def rating_out(row: Any, ctx: AppContext) -> RatingOut:
 async def list_ratings(request: web.Request) -> web.Response:
     q = read_query(request, RatingsQuery)
     ctx, who = app_ctx(request), principal(request)
-    stmt = scoped(_filtered(_base(), q, ctx), who)
+    stmt = scoped(_filtered(rating_query(), q, ctx), who)
     async with ctx.db.sessions() as s:
         total = await s.scalar(select(func.count()).select_from(stmt.subquery()))
         rows = (await s.execute(
@@ -196,7 +196,8 @@ async def rating_comment(request: web.Request) -> web.StreamResponse:
     path = read_path(request, RatingPath)
     ctx, who = app_ctx(request), principal(request)
     async with ctx.db.sessions() as s:
-        row = (await s.execute(scoped(_base().where(Rating.id == path.rating_id), who))).first()
+        stmt = scoped(rating_query().where(Rating.id == path.rating_id), who)
+        row = (await s.execute(stmt)).first()
     file = recording_file(ctx, row[0].comment_recording) if row and \
         row[0].comment_recording else None
     if file is None:
@@ -233,7 +234,7 @@ async def live_ratings(request: web.Request) -> web.StreamResponse:
     try:
         while True:
             async with ctx.db.sessions() as s:
-                rows = (await s.execute(scoped(_base().where(Rating.id > after), who)
+                rows = (await s.execute(scoped(rating_query().where(Rating.id > after), who)
                                         .order_by(Rating.id).limit(100))).all()
             for row in rows:
                 out = rating_out(row, ctx)

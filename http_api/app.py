@@ -35,6 +35,7 @@ from aiohttp import web
 
 from console import dashboard as console_dashboard
 from console import delivery as console_delivery
+from console import item_ratings as console_item_ratings
 from console import ratings_api as console_ratings
 from console import routes as console_routes
 from console import static as console_static
@@ -58,6 +59,7 @@ FEATURES: list[Setup] = [feed.setup, cases.setup, campaigns.setup, calls.setup,
                           reports_http.setup,
                           console_routes.setup, console_ratings.setup,
                           console_dashboard.setup, console_delivery.setup,
+                          console_item_ratings.setup,
                           console_static.setup]
 
 #: Request bodies above this are refused with 413 (aiohttp's default is 1 MiB too; explicit).

@@ -40,6 +40,7 @@ class ListQuery(BaseModel):
     department: str | None = Field(default=None, max_length=32)
     unassigned: bool | None = Field(default=None, description="only items with no department")
     overdue: bool | None = Field(default=None, description="超期 (true) or not (false)")
+    due_soon: bool | None = Field(default=None, description="即将超期 (true) or not (false)")
     due_before: dt.date | None = Field(default=None, description="running deadline before")
     agent: str | None = Field(default=None, max_length=32)
     since: dt.datetime | None = Field(default=None, description="opened at or after")
@@ -211,8 +212,8 @@ async def list_bad_ratings(request: web.Request) -> web.Response:
     ctx, actor, now = app_ctx(request), actor_of(request), utcnow()
     filters = store.Filters(
         state=q.state.value if q.state else None, department=q.department,
-        overdue=q.overdue, due_before=q.due_before, agent=q.agent, since=q.since,
-        until=q.until, unassigned=q.unassigned,
+        overdue=q.overdue, due_soon=q.due_soon, due_before=q.due_before, agent=q.agent,
+        since=q.since, until=q.until, unassigned=q.unassigned,
     )
     async with ctx.db.sessions() as s:
         rows = await service.list_items(s, actor, filters, policy=ctx.bad_rating_policy, now=now,

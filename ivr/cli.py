@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from hotline.settings import Settings
 from ivr import prompts
@@ -33,10 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _build(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.progress import Progress
     from service.commands import CommandError
 
+    progress = Progress("prompts", stream=sys.stdout)
+    progress.total = len(list(prompts.inspect(settings)))
     try:
-        report = prompts.build_prompts(settings, force=args.force)
+        report = prompts.build_prompts(settings, force=args.force,
+                                       progress=lambda n, _t, pid: progress.step(n, pid))
     except prompts.PromptBuildError as exc:
         raise CommandError(str(exc)) from exc
     print(f"prompts in {settings.effective_prompts_dir}")

@@ -47,6 +47,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -283,13 +284,20 @@ def render(text: str, target: Path, voice: str, *,
         os.replace(staged, target)
 
 
-def build_prompts(settings: Settings, *, force: bool = False) -> BuildReport:
+def build_prompts(
+    settings: Settings, *, force: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> BuildReport:
     """Generate missing and stale prompts (all of ours with ``force``); site files are kept.
-    The digits go to :func:`language_dir`, with a manifest of their own there."""
+    The digits go to :func:`language_dir`, with a manifest of their own there. ``progress``
+    hears (done, total, prompt id) after each prompt (the command shows it)."""
     prompts_dir(settings).mkdir(parents=True, exist_ok=True)
     manifests: dict[Path, dict[str, dict[str, str]]] = {}
     report = BuildReport()
-    for state in inspect(settings):
+    states = list(inspect(settings))
+    for done, state in enumerate(states, start=1):
+        if progress is not None:
+            progress(done, len(states), state.prompt_id)
         if state.state == "site":
             report.kept_site.append(state.prompt_id)
             continue

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from hotline.progress import Progress
 from hotline.settings import Settings
 from reports import service
 from reports.build import PARTS, Report, ReportError
@@ -87,8 +88,12 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
 
+    progress = Progress("report") if args.format else None
+
     async def work(ctx: AppContext) -> Report:
         period = service.period_of(ctx, args.period)
+        if progress:
+            progress.stage(f"counting {period.label} (figures, ranking, scores, 台账)")
         wanted = PARTS if args.format in ("xlsx", "pdf") else _parts_for(args.view)
         return await service.make_report(ctx, period, args.by, scope=scope, parts=wanted,
                                          part_scores=part_scores)
@@ -99,8 +104,12 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     parts = list(settings.report_agent_score_parts)
     if args.format:
+        if progress:
+            progress.stage(f"rendering the {args.format.upper()}")
         data = service.render(report, args.format, args.view, parts)
         args.output.write_bytes(data)
+        if progress:
+            progress.finish("written")
         print(f"{args.output}: {report.period.label} ({args.format}, {len(data)} bytes)",
               file=sys.stderr)
         return 0

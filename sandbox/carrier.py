@@ -25,6 +25,8 @@ B      the citizen ...
 5      answers and says nothing until the other side hangs up
 6      unallocated number: 404 (a failed call)
 7      rings for the first digit of P seconds, then answers and plays the rest of P as in 1
+8      as 1, but afterwards keeps sending audio (the room's silence, as a real phone's open
+       microphone does), so a voice comment it leaves is a recording of real frames
 =====  ===================================================================================
 
 The key script is digit pairs ``W K``: for ``W`` 0-8, wait ``W`` seconds (after the answer or
@@ -74,6 +76,7 @@ class Behaviour(IntEnum):
     SILENT = 5
     UNALLOCATED = 6
     LATE_ANSWER = 7
+    TALKS_ON = 8
 
 
 @dataclass(frozen=True)
@@ -140,11 +143,13 @@ def _checked(number: str) -> str:
 
 
 def keys_number(
-    steps: Sequence[Step | str], *, ring_seconds: int = 0, tag: str = ""
+    steps: Sequence[Step | str], *, ring_seconds: int = 0, tag: str = "",
+    talks_on: bool = False,
 ) -> str:
     """The number of a citizen who answers (after ``ring_seconds`` of ringing, 0-9) and plays
     ``steps``; a plain string step is a key pressed 1 s after the step before. ``tag``: digits
-    appended after an end-of-script marker, to make otherwise equal numbers distinct."""
+    appended after an end-of-script marker, to make otherwise equal numbers distinct.
+    ``talks_on``: afterwards the phone keeps sending audio (behaviour 8, for a comment)."""
     resolved = [Press(s) if isinstance(s, str) else s for s in steps]
     script = "".join(pair for step in resolved for pair in _encode(step))
     if tag:
@@ -154,15 +159,18 @@ def keys_number(
     if ring_seconds:
         if not 0 < ring_seconds <= 9:
             raise ValueError("ring_seconds is 0-9")
+        if talks_on:
+            raise ValueError("a citizen who answers late does not talk on (behaviour 7 or 8)")
         return _checked(f"{PREFIX}{int(Behaviour.LATE_ANSWER)}{ring_seconds}{script}")
-    return _checked(f"{PREFIX}{int(Behaviour.KEYS)}{script}")
+    behaviour = Behaviour.TALKS_ON if talks_on else Behaviour.KEYS
+    return _checked(f"{PREFIX}{int(behaviour)}{script}")
 
 
 def number(behaviour: Behaviour, *, tag: str = "") -> str:
     """The number of a citizen who behaves as ``behaviour`` without keys (busy, no answer...);
     ``tag`` digits make numbers distinct (they are ignored by these behaviours)."""
-    if behaviour in (Behaviour.KEYS, Behaviour.LATE_ANSWER):
-        return keys_number([], tag=tag)
+    if behaviour in (Behaviour.KEYS, Behaviour.LATE_ANSWER, Behaviour.TALKS_ON):
+        return keys_number([], tag=tag, talks_on=behaviour is Behaviour.TALKS_ON)
     if tag and not tag.isdigit():
         raise ValueError("a tag is digits only")
     return _checked(f"{PREFIX}{int(behaviour)}{tag}")
@@ -184,12 +192,12 @@ def parse_number(value: str) -> Parsed:
     if not value.startswith(PREFIX) or len(value) < len(PREFIX) + 1 or not value.isdigit():
         raise ValueError(f"{value!r} is not a simulated citizen's number ({PREFIX}B...)")
     digit = int(value[len(PREFIX)])
-    behaviour = Behaviour(digit) if digit <= 7 else Behaviour.UNALLOCATED
+    behaviour = Behaviour(digit) if digit <= 8 else Behaviour.UNALLOCATED
     script = value[len(PREFIX) + 1:]
     ring = 0
     if behaviour is Behaviour.LATE_ANSWER:
         ring, script = (int(script[0]), script[1:]) if script else (0, "")
-    if behaviour not in (Behaviour.KEYS, Behaviour.LATE_ANSWER):
+    if behaviour not in (Behaviour.KEYS, Behaviour.LATE_ANSWER, Behaviour.TALKS_ON):
         return Parsed(behaviour, 0, ())
     steps: list[Step] = []
     for i in range(0, len(script) - 1, 2):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from hotline.settings import Settings
 from sandbox.instance import AsteriskSandbox
@@ -26,8 +27,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _build(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.progress import Progress
+    from sandbox.root import PACKAGES, is_complete
+
+    progress = Progress("asterisk build", stream=sys.stdout)
     try:
-        root = build_root(settings.asterisk_root, force=args.force)
+        if is_complete(settings.asterisk_root, PACKAGES) and not args.force:
+            root = build_root(settings.asterisk_root, force=args.force)
+        else:  # minutes of mmdebstrap: show that it is alive
+            with progress.ticking(f"building the Debian sid root at {settings.asterisk_root}"):
+                root = build_root(settings.asterisk_root, force=args.force)
     except SandboxError as exc:
         raise CommandError(str(exc)) from exc
     print(f"Asterisk root ready at {root}")

@@ -134,7 +134,8 @@ async def test_every_main_page_opens_without_errors(page: Page) -> None:
     await login(page, "root")
     pages = {"dashboard-admin": "/", "ratings-admin": "/ratings", "manual": "/manual",
              "delivery": "/delivery", "users": "/admin/users", "tokens": "/admin/tokens",
-             "settings": "/admin/settings", "audit": "/admin/audit"}
+             "settings": "/admin/settings", "audit": "/admin/audit",
+             "bad-ratings-admin": "/bad-ratings", "reports-admin": "/reports"}
     for name, path in pages.items():
         await page.goto(path)
         await expect(page.locator("[data-test=whoami]")).to_be_visible()

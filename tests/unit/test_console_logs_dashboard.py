@@ -1,17 +1,14 @@
 """`hotline serve` logs text on a terminal and JSON otherwise (log_format auto); the 工作台
-figures' arithmetic on a hand-made set (DOMAIN.md rules 2 and 6: defaults and invalid ratings
-are counted apart from real votes)."""
+row and scope (its arithmetic is the reports engine's, tested in tests/unit/test_reports*)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import io
-from zoneinfo import ZoneInfo
 
-from console.dashboard import tally
+from console.dashboard import pick, view_of
 from hotline.logs import resolve_format
-
-BJ = ZoneInfo("Asia/Shanghai")
+from http_api.tokens import Principal
+from reports.figures import COUNT_KEYS
 
 
 class _Tty(io.StringIO):
@@ -25,18 +22,22 @@ def test_auto_log_format_follows_the_terminal() -> None:
     assert resolve_format("json", _Tty()) == "json"
 
 
-def test_dashboard_figures_leave_defaults_and_invalid_ratings_out() -> None:
-    today = dt.date(2026, 11, 30)
-    # 23:30 UTC on the 29th is the 30th in Beijing: it belongs to today
-    at = dt.datetime(2026, 11, 29, 23, 30, tzinfo=dt.UTC)
-    rows = [(at, 1, "keypad", True), (at, 2, "keypad", True), (at, 3, "keypad", True),
-            (at, 5, "keypad", True), (at, 3, "default", True), (at, 5, "keypad", False),
-            (dt.datetime(2026, 10, 31, 1, 0, tzinfo=dt.UTC), 4, "keypad", True)]
-    out = tally(rows, today, BJ)
-    assert (out.today.rated, out.today.votes, out.today.defaults, out.today.invalid) == (
-        6, 4, 1, 1)
-    assert out.today.good_rate == 2 / 4 and out.today.satisfied_rate == 3 / 4
-    assert out.today.bad == 1 and out.month.bad == 1
-    assert (out.last_month.votes, out.last_month.bad) == (1, 1)
-    assert out.trend[-1].date == today and out.trend[-1].votes == 4
-    assert len(out.trend) == 14
+def test_dashboard_view_follows_the_viewers_scope() -> None:
+    """DOMAIN.md rule 8 / issue 12: a department its own figures, an agent its own 工号."""
+    dept = view_of(Principal(1, "zj", "department", frozenset({"D1"})))
+    assert (dept.grouping, dept.key, dept.departments) == ("total", None, frozenset({"D1"}))
+    agent = view_of(Principal(2, "a", "agent", agent_id="A7"))
+    assert (agent.grouping, agent.key, agent.departments) == ("agent", "A7", None)
+    assert view_of(Principal(3, "s", "supervisor")).departments is None
+
+
+def test_dashboard_figures_of_a_row_the_engine_did_not_find_are_zero_not_missing() -> None:
+    """An agent with no calls today: counts 0, rates "—" (reports.figures: never 0 % or 100 %
+    over nothing)."""
+    out = pick({"A1": {**dict.fromkeys(COUNT_KEYS, 0), "real": 4, "good": 3, "bad": 1}},
+               view_of(Principal(2, "a", "agent", agent_id="A9")))
+    assert out["bad_count"] == 0 and out["served"] == 0
+    assert out["good_rate"] is None
+    mine = pick({"A1": {**dict.fromkeys(COUNT_KEYS, 0), "real": 4, "good": 3, "bad": 1}},
+                view_of(Principal(2, "a", "agent", agent_id="A1")))
+    assert mine["good_rate"] == 0.75 and mine["bad_count"] == 1

@@ -41,3 +41,23 @@ export const TASK_STATUS = {
   pending: '待拨打', dialing: '拨打中', completed: '已回访', unreachable: '未接通转人工',
   manual_done: '人工已处理', cancelled: '已取消',
 }
+
+// The 差评 loop (bad_ratings/machine.py): states, 期限, 核实 findings, timeline steps
+export const BAD_STATES = {
+  pending_verification: '待核实', in_review: '复核', rectifying: '整改中', rectified: '已整改',
+  followup: '回访', closed: '办结', invalid: '无效',
+}
+export const DUE_STATUS = { on_time: '正常', due_soon: '即将超期', overdue: '超期' }
+export const DUE_TAG = { on_time: 'success', due_soon: 'warning', overdue: 'danger' }
+export const FINDINGS = { genuine: '属实', mistaken: '误评', malicious: '恶意差评' }
+export const ACTIONS = {
+  open: '收到差评', join: '再次差评', assign: '派单', verify: '核实', rectify: '整改回复',
+  request_extension: '申请延期', decide_extension: '延期审批', return: '退回', supervise: '督办',
+  appeal: '申诉', review: '复核', reopen: '重新整改', start_followup: '回访',
+  followup_result: '回访结果',
+}
+export const EXTENSION_STATUS = { requested: '待审批', approved: '已批准', refused: '未批准' }
+
+export function dateOnly(value) {
+  return value ? String(value).slice(0, 10) : '—'
+}

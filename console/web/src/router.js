@@ -6,6 +6,9 @@ import { session, loadSession } from './api.js'
 export const PAGES = [
   { path: '/', name: 'dashboard', title: '工作台', roles: ['supervisor', 'reviewer', 'agent', 'department'], component: () => import('./views/Dashboard.vue') },
   { path: '/ratings', name: 'ratings', title: '评价查询', roles: ['supervisor', 'reviewer', 'agent', 'department'], component: () => import('./views/Ratings.vue') },
+  { path: '/bad-ratings', name: 'bad-ratings', title: '差评处理', roles: ['supervisor', 'reviewer', 'agent', 'department'], component: () => import('./views/BadRatings.vue') },
+  { path: '/bad-ratings/:id', name: 'bad-rating', title: '差评件详情', menu: false, roles: ['supervisor', 'reviewer', 'agent', 'department'], component: () => import('./views/BadRatingDetail.vue') },
+  { path: '/reports', name: 'reports', title: '通报统计', roles: ['supervisor', 'reviewer', 'department'], component: () => import('./views/Reports.vue') },
   { path: '/campaigns', name: 'campaigns', title: '回访任务', roles: ['supervisor'], component: () => import('./views/Campaigns.vue') },
   { path: '/manual', name: 'manual', title: '人工回访', roles: ['supervisor'], component: () => import('./views/Manual.vue') },
   { path: '/delivery', name: 'delivery', title: '数据推送', roles: ['supervisor'], component: () => import('./views/Delivery.vue') },
