@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hotline.channel_vars import CALL_LEDGER_EVENT
 from hotline.clock import utcnow
 from hotline.statuses import SurveyStatus
 from service.context import AppContext
@@ -43,7 +44,7 @@ from storage.models import Call
 log = logging.getLogger("hotline.ivr.ledger")
 
 #: the CEL user event the dialplan emits ([hotline-call-ledger])
-EVENT = "hotline_call"
+EVENT = CALL_LEDGER_EVENT
 #: the position file, in the data directory
 STATE_FILE = "call-ledger.position"
 #: at most this much of the file per pass (the rest is read on the next pass)
