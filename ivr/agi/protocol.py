@@ -138,6 +138,7 @@ _REPLY = re.compile(
     r"(?P<fields>(?: [A-Za-z_]+=\S*)*)\s*$"
 )
 _FIELD = re.compile(r" ([A-Za-z_]+)=(\S*)")
+_CODE = re.compile(r"[0-9]{3}")
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,8 @@ class ReplyParser:
                 fields=fields, text=line,
             )
         code = line[:3]
-        if code.isdigit() and code != "200" and (len(line) == 3 or line[3] == " "):
+        # ASCII digits only ("²".isdigit() is true), and a line may be shorter than 3
+        if _CODE.fullmatch(code) and code != "200" and (len(line) == 3 or line[3] == " "):
             # 510 / 511 and anything else without "result=": the text is the message
             return Reply(code=int(code), data=line[4:] or None, text=line)
         raise AgiProtocolError(f"unexpected line from Asterisk: {line[:80]!r}")
