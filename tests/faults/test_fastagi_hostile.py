@@ -161,7 +161,7 @@ async def test_a_connection_without_its_environment_holds_no_slot(ctx: AppContex
     """With max_calls=1, a peer that sends half an environment does not make the next real call
     busy: the slot is taken only once the environment is complete."""
     async with running(ctx, max_calls=1, environment_timeout=5.0) as srv:
-        reader, writer = await asyncio.open_connection(HOST, srv.bound_port)
+        _, writer = await asyncio.open_connection(HOST, srv.bound_port)
         writer.write("".join(f"{x}\n" for x in environment_lines()[:5]).encode())
         await writer.drain()
         caller = await normal_call(srv, "1700000400.1")
@@ -170,7 +170,7 @@ async def test_a_connection_without_its_environment_holds_no_slot(ctx: AppContex
         writer.close()
 
 
-# ----------------------------------------------------------------------------- a hang-up at every step
+# ------------------------------------------------------------------ a hang-up at every step
 def _steps() -> int:
     """How many commands a full 差评 survey sends (so every step gets its own hang-up)."""
     return 16
