@@ -26,6 +26,7 @@ from callback_scheduler.tasks import record_ivr_result
 from hotline.channel_vars import CALLBACK_ATTEMPT_ID
 from hotline.clock import utcnow
 from hotline.privacy import ProtectedNumber
+from hotline.statuses import ACTIVE_ATTEMPT_STATUSES
 from ivr import prompts
 from ivr.agi import protocol as p
 from ivr.agi.channel import AgiChannel, CallLog, ChannelGone
@@ -53,10 +54,19 @@ class Target:
     case: Case | None
 
 
-async def load_target(ctx: AppContext, attempt_id: int) -> Target | None:
+async def load_target(
+    ctx: AppContext, attempt_id: int, uniqueid: str | None = None
+) -> Target | None:
+    """The attempt's task and case — only for an attempt this service dialled that is still in
+    progress on this very channel (issue 8 defect 8): the dialer gave the channel its uniqueid
+    (Originate ChannelId), so a peer naming someone else's attempt, an ended one or a made-up
+    one gets nothing, and nothing is stored or put on the do-not-call list for it."""
     async with ctx.db.sessions() as s:
         attempt = await s.get(CallbackAttempt, attempt_id)
         if attempt is None:
+            return None
+        if attempt.status not in ACTIVE_ATTEMPT_STATUSES or not attempt.channel_id \
+                or attempt.channel_id != uniqueid:
             return None
         task = await s.get(CallbackTask, attempt.task_id)
         if task is None:
@@ -158,9 +168,11 @@ async def handle(ctx: AppContext, channel: AgiChannel) -> str:
     """The ``callback`` route; returns the follow-up's outcome."""
     raw = await channel.get_variable(VAR_ATTEMPT)
     attempt_id = int(raw) if raw and raw.isdigit() else None
-    target = await load_target(ctx, attempt_id) if attempt_id is not None else None
+    target = (await load_target(ctx, attempt_id, channel.env.uniqueid)
+              if attempt_id is not None else None)
     if target is None:
-        log.error("callback call without a known attempt", extra={"attempt": raw})
+        log.error("callback call without an attempt in progress on its channel; ignored",
+                  extra={"attempt": (raw or "")[:20]})
         return "unknown_attempt"
     logger = CallLog(log, {"attempt_id": target.attempt_id, "task_id": target.task.id})
     if not await channel.is_alive():

@@ -10,6 +10,10 @@ from __future__ import annotations
 #: agi://host:port of the service's FastAGI server. Set: asterisk_conf/extensions.conf
 #: [globals] (rendered by sandbox/ from the settings). Read: every AGI(${HOTLINE_FASTAGI}/route).
 HOTLINE_FASTAGI = "HOTLINE_FASTAGI"
+#: a second service instance's agi://host:port, tried when HOTLINE_FASTAGI fails (unreachable,
+#: busy, or the session ended without a result); empty: none. Set: asterisk_conf/extensions.conf
+#: [globals] (sandbox: the fastagi_fallback setting). Read: survey.conf, callback.conf.
+HOTLINE_FASTAGI_FALLBACK = "HOTLINE_FASTAGI_FALLBACK"
 #: the sandbox instance's name. Set: asterisk_conf/extensions.conf [globals]. Read: logs only.
 HOTLINE_INSTANCE = "HOTLINE_INSTANCE"
 
@@ -38,7 +42,16 @@ HOTLINE_DEPT = "HOTLINE_DEPT"
 #: Read: handoff.conf (logs only).
 HOTLINE_HANDOFF = "HOTLINE_HANDOFF"
 
+#: "1" once the call's ledger event (CEL user event "hotline_call") was emitted on this channel.
+#: Set and read: survey.conf [hotline-call-ledger] only (one event per channel); the event's
+#: values are read by ivr/call_ledger.py from Asterisk's cel_custom file, not from the channel.
+HOTLINE_LEDGER = "HOTLINE_LEDGER"
+#: the CEL user event name. Set: survey.conf (CELGenUserEvent). Read: ivr/call_ledger.py.
+CALL_LEDGER_EVENT = "hotline_call"
+
 # ----------------------------------------------------------------------------- results
+#: (read by ivr/survey_flow.py in one GET FULL VARIABLE, each value wrapped in URIENCODE: the
+#: dialplan's Asterisk needs func_uri, asterisk_conf/modules.conf)
 #: the survey's answer: the canonical level 1..5 (hotline/levels.py) or "none".
 #: Set: ivr/survey.py (by the survey route), survey.conf (cleared before, "none" on failure).
 #: Read: inbound.conf, survey.conf, a site's dialplan.

@@ -7,6 +7,7 @@ Every field is documented in the README's settings table; keep the two in step.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -97,6 +98,8 @@ class Settings(BaseSettings):
     serve_bad_ratings: bool = True  # 差评 deadline watch (即将超期/超期) and webhook sender
     serve_default_ratings: bool = True
     serve_reports: bool = True
+    # rule 1 without the FastAGI service: calls Asterisk logged that the service never saw
+    serve_call_ledger: bool = True
 
     # --- FastAGI server
     fastagi_host: str = "127.0.0.1"
@@ -105,6 +108,13 @@ class Settings(BaseSettings):
     fastagi_read_timeout: float = Field(default=120.0, gt=0)
     fastagi_shutdown_grace: float = Field(default=30.0, ge=0)
     fastagi_check_prompts: bool = True  # refuse to start while a prompt file is missing
+    # who may speak FastAGI to us: addresses or networks (issue 8 defect 8); the rest are
+    # refused at connect, since anyone who can talk AGI can store ratings
+    fastagi_allowed_peers: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # a connection must send its whole AGI environment within this many seconds
+    fastagi_environment_timeout: float = Field(default=5.0, gt=0)
+    # the sandbox dialplan's second FastAGI address (agi://host:port) when the first fails
+    fastagi_fallback: str = ""
 
     # --- HTTP API
     http_host: str = "127.0.0.1"
@@ -133,6 +143,10 @@ class Settings(BaseSettings):
     asterisk_rtp_start: int = Field(default=10000, ge=1024, le=65534)
     asterisk_rtp_end: int = Field(default=10999, ge=1025, le=65535)
     asterisk_start_timeout: float = Field(default=60.0, gt=0)  # seconds until fully booted
+    # Asterisk's own log of every 12345 call (cel_custom, asterisk_conf/cel_custom.conf), read
+    # by the call ledger; None: the sandbox's <asterisk run dir>/log/cel-custom/<file>
+    asterisk_call_log: Path | None = None
+    call_ledger_interval_seconds: float = Field(default=30.0, gt=0)
 
     # --- the five levels and the survey
     keypad_map: dict[str, int] = Field(
@@ -293,6 +307,23 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("fastagi_allowed_peers")
+    @classmethod
+    def _peer_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network") from exc
+        return value
+
+    @field_validator("fastagi_fallback")
+    @classmethod
+    def _agi_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"agi://[A-Za-z0-9.:\[\]-]+(:\d+)?", value):
+            raise ValueError("must be empty or agi://host:port")
+        return value
+
     @field_validator("keypad_map")
     @classmethod
     def _keypad_map_is_a_bijection(cls, value: dict[str, int]) -> dict[str, int]:
@@ -404,6 +435,11 @@ class Settings(BaseSettings):
     @property
     def effective_asterisk_run_dir(self) -> Path:
         return (self.asterisk_run_dir or self.data_dir / "asterisk").expanduser().resolve()
+
+    @property
+    def effective_asterisk_call_log(self) -> Path:
+        default = self.effective_asterisk_run_dir / "log" / "cel-custom" / "hotline-calls.json"
+        return (self.asterisk_call_log or default).expanduser().resolve()
 
     @property
     def effective_prompts_dir(self) -> Path:

@@ -15,6 +15,7 @@ The loop and the shared actions are :class:`ivr.dialog.DialogRunner`'s:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from hotline import channel_vars as cv
 from ivr import prompts
 from ivr.agi import protocol as p
-from ivr.agi.channel import AgiChannel, CallLog, ChannelGone
+from ivr.agi.channel import AgiChannel, AgiCommandError, CallLog, ChannelGone
 from ivr.dialog import RECORDINGS_SUBDIR, DialogRunner
 from ivr.survey import (
     NOT_RATED_VALUE,
@@ -58,31 +59,68 @@ def agent_from_interface(interface: str | None) -> str | None:
     return m.group(1) if m else None
 
 
-async def read_call_info(channel: AgiChannel) -> CallInfo:
-    """Everything that identifies the call. There is no agi_linkedid: read CHANNEL(linkedid).
-    All these commands are permitted on a dead channel, so this works after a hang-up too."""
-    env = channel.env
-    linkedid = await channel.get_full_variable("${CHANNEL(linkedid)}")
-    linkedid = linkedid or env.uniqueid or ""
+#: what the survey reads from the channel, in ONE ``GET FULL VARIABLE`` (issue 13: the menu
+#: starts after two round trips, this and CHANNEL STATUS, instead of up to ten)
+CALL_EXPRESSIONS = (
+    "${CHANNEL(linkedid)}",
+    f"${{{VAR_AGENT}}}",
+    "${MEMBERNAME}",
+    "${MEMBERINTERFACE}",
+    f"${{{VAR_QUEUE}}}",
+    "${QUEUENAME}",
+    f"${{{VAR_CASE}}}",
+    f"${{{VAR_DEPT}}}",
+    f"${{{VAR_ABANDONED}}}",
+)
+
+
+def call_info_from(env: p.AgiEnvironment, values: dict[str, str]) -> CallInfo:
+    """The call's identity from the channel's values (keyed by expression; missing ones are
+    unknown). No linkedid read: the caller's channel's uniqueid (it is the call's first)."""
+    def get(expression: str) -> str | None:
+        return values.get(expression) or None
+
+    linkedid = get("${CHANNEL(linkedid)}") or env.uniqueid or ""
     if not linkedid:
         raise p.AgiProtocolError("the channel has neither a linkedid nor a uniqueid")
     agent = (
-        await channel.get_variable(VAR_AGENT)
-        or await channel.get_variable("MEMBERNAME")
-        or agent_from_interface(await channel.get_variable("MEMBERINTERFACE"))
+        get(f"${{{VAR_AGENT}}}")
+        or get("${MEMBERNAME}")
+        or agent_from_interface(get("${MEMBERINTERFACE}"))
     )
-    queue = await channel.get_variable(VAR_QUEUE) or await channel.get_variable("QUEUENAME")
     return CallInfo(
         linkedid=linkedid,
         uniqueid=env.uniqueid,
         channel=env.channel,
         caller=env.callerid,
         agent_id=agent or None,
-        queue=queue or None,
-        case_number=await channel.get_variable(VAR_CASE) or None,
-        department_code=await channel.get_variable(VAR_DEPT) or None,
-        abandoned=await channel.get_variable(VAR_ABANDONED) == "1",
+        queue=get(f"${{{VAR_QUEUE}}}") or get("${QUEUENAME}"),
+        case_number=get(f"${{{VAR_CASE}}}"),
+        department_code=get(f"${{{VAR_DEPT}}}"),
+        abandoned=values.get(f"${{{VAR_ABANDONED}}}") == "1",
     )
+
+
+async def read_call_info(channel: AgiChannel) -> CallInfo:
+    """Everything that identifies the call, in one round trip. There is no agi_linkedid: read
+    CHANNEL(linkedid). All of it is permitted on a dead channel, so it works after a hang-up.
+
+    An Asterisk whose reply cannot be split (no func_uri) is read one expression at a time;
+    if the connection is lost during that, what was read so far is kept, so a call whose
+    linkedid is known still gets its row (issue 8: hang-ups while the variables are read)."""
+    values: dict[str, str] = {}
+    try:
+        values = dict(zip(CALL_EXPRESSIONS,
+                          await channel.get_full_variables(list(CALL_EXPRESSIONS)), strict=True))
+    except p.AgiProtocolError:
+        channel.log.info("joined variable read not understood; reading one by one")
+        try:
+            for expression in CALL_EXPRESSIONS:
+                values[expression] = await channel.get_full_variable(expression)
+        except ChannelGone:
+            if not values:
+                raise
+    return call_info_from(channel.env, values)
 
 
 class SurveyRunner(DialogRunner):
@@ -144,7 +182,14 @@ async def handle(ctx: AppContext, channel: AgiChannel) -> str:
         logger.info("caller gone before the survey: not rated")
         return "not_rated_hangup"
     runner = SurveyRunner(ctx, channel, store, logger)
-    outcome = await runner.run(runner.survey)
+    try:
+        outcome = await runner.run(runner.survey)
+    except AgiCommandError:
+        # Asterisk refused a command (a bug, or a peer that is not Asterisk): the call is still
+        # recorded (rule 1); conditional, so a level already saved stays
+        with contextlib.suppress(Exception):
+            await store.mark_not_rated()
+        raise
     logger.info("survey finished", extra={"outcome": outcome})
     return outcome
 

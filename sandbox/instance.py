@@ -45,7 +45,8 @@ PID_FILE = "sandbox.pid"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STDOUT_LOG = "log/stdout.log"
 #: run-directory folders Asterisk writes into (asterisk.conf [directories])
-RUN_SUBDIRS = ("etc/asterisk", "lib", "share", "agi-bin", "spool", "run", "log", "cache")
+RUN_SUBDIRS = ("etc/asterisk", "lib", "share", "agi-bin", "spool", "run", "log", "cache",
+               "log/cel-custom")  # cel_custom does not create its folder (the call ledger)
 #: a clean environment: nothing of ours (secrets in HOTLINE_*) leaks into Asterisk
 CHILD_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
 # sh -c _ENTER NAME ROOT SOURCE TARGET [SOURCE TARGET...] -- ARGV...: bind-mounts each host
@@ -127,6 +128,7 @@ class AsteriskSandbox:
     peer_sip_port: int | None = None  # None: sip_port + 1
     fastagi_host: str = "127.0.0.1"
     fastagi_port: int = 4573
+    fastagi_fallback: str = ""  # a second instance's agi://host:port (HOTLINE_FASTAGI_FALLBACK)
     rtp_start: int = 10000
     rtp_end: int = 10999
     start_timeout: float = 60.0
@@ -152,6 +154,7 @@ class AsteriskSandbox:
             "sip_port": settings.asterisk_sip_port,
             "fastagi_host": settings.fastagi_host,
             "fastagi_port": settings.fastagi_port,
+            "fastagi_fallback": settings.fastagi_fallback,
             "rtp_start": settings.asterisk_rtp_start,
             "rtp_end": settings.asterisk_rtp_end,
             "start_timeout": settings.asterisk_start_timeout,
@@ -197,6 +200,7 @@ class AsteriskSandbox:
             "TRUNK_PEER": _check_conf_value("trunk_peer", self.trunk_peer),
             "FASTAGI_HOST": _check_conf_value("fastagi_host", self.fastagi_host),
             "FASTAGI_PORT": str(self.fastagi_port),
+            "FASTAGI_FALLBACK": self.fastagi_fallback,
             "RTP_START": str(self.rtp_start),
             "RTP_END": str(self.rtp_end),
         }

@@ -61,6 +61,8 @@ async def run(ctx: AppContext, stopping: asyncio.Event) -> None:
         read_timeout=settings.fastagi_read_timeout,
         shutdown_grace=settings.fastagi_shutdown_grace,
         on_reject=record_rejected,
+        allowed_peers=settings.fastagi_allowed_peers,
+        environment_timeout=settings.fastagi_environment_timeout,
     )
     await server.start()
     try:

@@ -31,6 +31,7 @@ WORKERS: list[tuple[str, str]] = [
     ("serve_scheduler", "callback_scheduler.worker:run"),
     ("serve_bad_ratings", "bad_ratings.worker:run"),
     ("serve_reports", "reports.documents:run"),
+    ("serve_call_ledger", "ivr.call_ledger:run"),
 ]
 
 

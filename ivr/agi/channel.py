@@ -37,6 +37,11 @@ class ChannelHungUp(ChannelGone):
     """HANGUP, 511 (dead channel), EOF or a reset connection."""
 
 
+class AgiProtocolBroken(ChannelGone):
+    """Asterisk's side sent what no AGI peer sends (a line over the stream limit, garbage): the
+    session is out of step and is dropped, as if the call had gone (issue 8 defect 10)."""
+
+
 class AgiTimeout(ChannelGone):
     """No reply within the read timeout; the session is abandoned (its state is unknown)."""
 
@@ -111,7 +116,7 @@ class AgiChannel:
             raise ChannelHungUp("connection lost") from exc
         except (ValueError, asyncio.LimitOverrunError) as exc:  # a line longer than the limit
             self._broken = True
-            raise p.AgiProtocolError("line too long") from exc
+            raise AgiProtocolBroken("a line longer than the stream limit") from exc
         if not raw:
             self._mark_gone()
             raise ChannelHungUp("EOF from Asterisk")
@@ -124,8 +129,12 @@ class AgiChannel:
     async def read_environment(self, within: float | None = None) -> p.AgiEnvironment:
         parser = p.EnvironmentParser()
         deadline = asyncio.get_running_loop().time() + (within or self.read_timeout)
-        while not parser.feed(await self._readline(deadline)):
-            pass
+        try:
+            while not parser.feed(await self._readline(deadline)):
+                pass
+        except p.AgiProtocolError as exc:
+            self._broken = True
+            raise AgiProtocolBroken(str(exc)) from exc
         if parser.hangup_seen:
             self.hung_up = True
         self._env = parser.result()
@@ -154,7 +163,12 @@ class AgiChannel:
             raise ChannelHungUp("connection lost while sending") from exc
         deadline = asyncio.get_running_loop().time() + (within or self.read_timeout)
         while True:
-            event = self._parser.feed(await self._readline(deadline))
+            line = await self._readline(deadline)
+            try:
+                event = self._parser.feed(line)
+            except p.AgiProtocolError as exc:
+                self._broken = True
+                raise AgiProtocolBroken(str(exc)) from exc
             if event is p.HANGUP:
                 # Asterisk sends HANGUP between commands; the reply to ours still follows.
                 self.hung_up = True
@@ -234,6 +248,17 @@ class AgiChannel:
     async def get_full_variable(self, expression: str) -> str:
         reply = await self.execute(p.get_full_variable(expression), allow_dead=True)
         return (reply.data or "") if reply.result == "1" else ""
+
+    async def get_full_variables(self, expressions: list[str]) -> list[str]:
+        """Several ``${...}`` expressions in ONE round trip (:func:`protocol.joined_expression`).
+        Raises :class:`~ivr.agi.protocol.AgiProtocolError` when the reply cannot be split (an
+        Asterisk without func_uri): the caller then reads them one by one."""
+        reply = await self.execute(
+            p.get_full_variable(p.joined_expression(expressions)), allow_dead=True
+        )
+        if reply.result != "1":
+            raise p.AgiProtocolError(f"GET FULL VARIABLE answered result={reply.result}")
+        return p.split_joined(reply.data or "", len(expressions))
 
     async def verbose(self, message: str, level: int = 1) -> None:
         await self.execute(p.verbose(message, level), allow_dead=True)

@@ -20,10 +20,10 @@ quoting, ``\\`` escapes the next character. A line break cannot be expressed at 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 # --------------------------------------------------------------------------- errors
 
@@ -138,6 +138,7 @@ _REPLY = re.compile(
     r"(?P<fields>(?: [A-Za-z_]+=\S*)*)\s*$"
 )
 _FIELD = re.compile(r" ([A-Za-z_]+)=(\S*)")
+_CODE = re.compile(r"[0-9]{3}")
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,8 @@ class ReplyParser:
                 fields=fields, text=line,
             )
         code = line[:3]
-        if code.isdigit() and code != "200" and (len(line) == 3 or line[3] == " "):
+        # ASCII digits only ("²".isdigit() is true), and a line may be shorter than 3
+        if _CODE.fullmatch(code) and code != "200" and (len(line) == 3 or line[3] == " "):
             # 510 / 511 and anything else without "result=": the text is the message
             return Reply(code=int(code), data=line[4:] or None, text=line)
         raise AgiProtocolError(f"unexpected line from Asterisk: {line[:80]!r}")
@@ -308,6 +310,31 @@ def get_variable(name: str) -> Command:
 def get_full_variable(expression: str) -> Command:
     """Evaluates an expression such as ``${CHANNEL(linkedid)}`` on the channel."""
     return Command("GET FULL VARIABLE", (expression,))
+
+
+#: separates the values of :func:`joined_expression`; URIENCODE always encodes it, so a value
+#: can never contain it
+JOIN_SEPARATOR = "|"
+
+
+def joined_expression(expressions: Sequence[str]) -> str:
+    """One ``GET FULL VARIABLE`` expression that returns several values at once (issue 13: one
+    round trip instead of one per variable): each ``${...}`` expression wrapped in URIENCODE
+    (func_uri) and joined by ``|``, e.g. ``${URIENCODE(${CHANNEL(linkedid)})}|...``."""
+    for expression in expressions:
+        if not (expression.startswith("${") and expression.endswith("}")):
+            raise ValueError(f"not a ${{...}} expression: {expression!r}")
+    return JOIN_SEPARATOR.join(f"${{URIENCODE({e})}}" for e in expressions)
+
+
+def split_joined(data: str, count: int) -> list[str]:
+    """The values of a :func:`joined_expression` reply, decoded. Anything but exactly ``count``
+    parts (URIENCODE missing, a truncated reply) is a protocol error: the caller falls back to
+    reading the variables one by one."""
+    parts = data.split(JOIN_SEPARATOR)
+    if len(parts) != count:
+        raise AgiProtocolError(f"expected {count} joined values, got {len(parts)}")
+    return [unquote(part, errors="replace") for part in parts]
 
 
 def say_digits(digits: str, escape_digits: str = "") -> Command:

@@ -1,6 +1,18 @@
 """The asyncio FastAGI server: one task per connection, routed by the ``agi://host:port/<route>``
 path, bounded concurrency and a graceful stop.
 
+Before a connection is a call it must pass two gates, and holds no call slot meanwhile:
+
+* its peer address is on the allow-list (``allowed_peers``; issue 8 defect 8: anyone who can
+  speak AGI to us could otherwise store ratings): others are refused at connect, one log line;
+* it sends its whole AGI environment within ``environment_timeout`` seconds. A connection that
+  stays silent, half-closes or sends garbage (a line over the 64 KiB stream limit included) is
+  dropped without a traceback; such drops are summed up in one warning per
+  ``DROP_SUMMARY_SECONDS`` (2,000 idle connections make one line, not 2,000 tracebacks).
+
+Only then is a call slot taken (``max_calls``), so idle sockets can never make a real call
+look busy.
+
 Every way a session can end leaves the dialplan able to decide: a route that does not exist,
 a server at capacity and an internal error set ``HOTLINE_AGI_ERROR`` (``unknown-route``,
 ``busy``, ``internal``) before the socket is closed. (Asterisk's own ``AGISTATUS`` is SUCCESS
@@ -13,12 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from hotline import channel_vars as cv
-from ivr.agi.channel import AgiChannel, CallLog, ChannelGone
+from ivr.agi.channel import AgiChannel, AgiProtocolBroken, AgiTimeout, CallLog, ChannelGone
 
 log = logging.getLogger("hotline.ivr.fastagi")
 
@@ -26,8 +40,12 @@ log = logging.getLogger("hotline.ivr.fastagi")
 #: the context is (the service passes its AppContext), so it depends on nothing above it.
 Handler = Callable[[Any, AgiChannel], Awaitable[object]]
 VAR_ERROR = cv.HOTLINE_AGI_ERROR
-#: how long a rejected connection may take to say who it is and hear "busy"
+#: how long a call turned away at capacity may take to hear "busy" and be recorded
 REJECT_TIMEOUT = 5.0
+#: connections dropped before their environment are summed up in one warning per this period
+DROP_SUMMARY_SECONDS = 10.0
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def load_handler(target: str | Handler) -> Handler:
@@ -38,6 +56,54 @@ def load_handler(target: str | Handler) -> Handler:
     module, func = target.split(":")
     handler: Handler = getattr(importlib.import_module(module), func)
     return handler
+
+
+class PeerFilter:
+    """The FastAGI allow-list: addresses or networks (``127.0.0.1``, ``10.0.0.0/24``, ``::1``).
+    An IPv4 peer seen through an IPv6 socket (``::ffff:10.0.0.5``) is matched as IPv4."""
+
+    def __init__(self, allowed: Iterable[str]) -> None:
+        self.networks: list[IpNetwork] = [
+            ipaddress.ip_network(item, strict=False) for item in allowed
+        ]
+
+    def allows(self, peer: object) -> bool:
+        host = peer[0] if isinstance(peer, tuple) and peer else peer
+        if not isinstance(host, str):
+            return False  # no address at all (a UNIX socket?) is nobody we know
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+
+class DropSummary:
+    """Counts connections dropped before they became calls (by reason) and logs them in one
+    warning per period, so a flood of idle or hostile connections costs one line."""
+
+    def __init__(self, period: float = DROP_SUMMARY_SECONDS) -> None:
+        self.period = period
+        self.counts: Counter[str] = Counter()
+        self.total: Counter[str] = Counter()
+        self._flush: asyncio.TimerHandle | None = None
+
+    def add(self, reason: str) -> None:
+        self.counts[reason] += 1
+        self.total[reason] += 1
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(self.period, self.flush)
+
+    def flush(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        if self.counts:
+            log.warning("FastAGI dropped connections that never became calls",
+                        extra={"dropped": dict(self.counts), "period_seconds": self.period})
+            self.counts.clear()
 
 
 class FastAgiServer:
@@ -52,6 +118,8 @@ class FastAgiServer:
         read_timeout: float,
         shutdown_grace: float,
         on_reject: Handler | None = None,
+        allowed_peers: Iterable[str] = ("127.0.0.1", "::1"),
+        environment_timeout: float = 5.0,
     ) -> None:
         self.ctx = ctx
         #: called (bounded by REJECT_TIMEOUT) for a call turned away at capacity, so the flow
@@ -63,8 +131,13 @@ class FastAgiServer:
         self.max_calls = max_calls
         self.read_timeout = read_timeout
         self.shutdown_grace = shutdown_grace
+        self.peers = PeerFilter(allowed_peers)
+        self.environment_timeout = environment_timeout
+        self.drops = DropSummary()
+        self.refused_peers = 0
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
+        self._waiting: set[asyncio.Task[None]] = set()  # connected, environment not complete
         self._rejects: set[asyncio.Task[None]] = set()
         self._stopping = False
 
@@ -91,6 +164,9 @@ class FastAgiServer:
         self._stopping = True
         if self._server is not None:
             self._server.close()
+        for task in set(self._waiting):  # not calls yet: nothing to finish
+            task.cancel()
+        await asyncio.gather(*self._waiting, return_exceptions=True)
         pending = set(self._sessions)
         if pending:
             log.info("FastAGI draining", extra={"calls": len(pending),
@@ -107,6 +183,7 @@ class FastAgiServer:
         for task in set(self._rejects):
             task.cancel()
         await asyncio.gather(*self._rejects, return_exceptions=True)
+        self.drops.flush()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=1)
@@ -115,27 +192,58 @@ class FastAgiServer:
     async def _on_connect(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        peer = writer.get_extra_info("peername")
+        if not self.peers.allows(peer):
+            self.refused_peers += 1
+            log.warning("FastAGI connection refused: peer not in fastagi_allowed_peers",
+                        extra={"peer": peer[0] if isinstance(peer, tuple) else str(peer)})
+            await _abort(writer)
+            return
         task = asyncio.current_task()
         assert task is not None
+        channel = AgiChannel(reader, writer, read_timeout=self.read_timeout)
+        self._waiting.add(task)
+        try:
+            await channel.read_environment(within=self.environment_timeout)
+        except asyncio.CancelledError:
+            await channel.close()
+            raise
+        except AgiTimeout:
+            self.drops.add("no environment in time")
+            await channel.close()
+            return
+        except AgiProtocolBroken:
+            self.drops.add("malformed environment")
+            await channel.close()
+            return
+        except ChannelGone:
+            self.drops.add("closed before its environment")
+            await channel.close()
+            return
+        except Exception:  # never a traceback per hostile connection
+            self.drops.add("unreadable environment")
+            await channel.close()
+            return
+        finally:
+            self._waiting.discard(task)
         if self._stopping or len(self._sessions) >= self.max_calls:
             self._rejects.add(task)
             try:
-                await self._reject(reader, writer)
+                await self._reject(channel)
             finally:
                 self._rejects.discard(task)
             return
         self._sessions.add(task)
         try:
-            await self._session(reader, writer)
+            await self._session(channel)
         finally:
             self._sessions.discard(task)
 
-    async def _reject(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _reject(self, channel: AgiChannel) -> None:
         """Over capacity: no survey, but the dialplan learns why (HOTLINE_AGI_ERROR=busy)."""
-        channel = AgiChannel(reader, writer, read_timeout=REJECT_TIMEOUT)
+        channel.read_timeout = REJECT_TIMEOUT
         try:
             async with asyncio.timeout(REJECT_TIMEOUT):
-                await channel.read_environment()
                 log.warning("FastAGI at capacity; call rejected",
                             extra={"uniqueid": channel.env.uniqueid, "max_calls": self.max_calls})
                 await channel.set_variable(VAR_ERROR, cv.AGI_ERROR_BUSY)
@@ -146,19 +254,19 @@ class FastAgiServer:
         finally:
             await channel.close()
 
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        channel = AgiChannel(reader, writer, read_timeout=self.read_timeout)
-        session_log = CallLog(log, {})
+    async def _session(self, channel: AgiChannel) -> None:
+        env = channel.env
+        session_log = CallLog(log, {"route": env.route, "uniqueid": env.uniqueid})
+        channel.log = session_log
         try:
-            env = await channel.read_environment()
-            session_log = CallLog(log, {"route": env.route, "uniqueid": env.uniqueid})
-            channel.log = session_log
             handler = self.routes.get(env.route)
             if handler is None:
                 session_log.warning("unknown FastAGI route")
                 await channel.set_variable(VAR_ERROR, cv.AGI_ERROR_UNKNOWN_ROUTE)
                 return
             await handler(self.ctx, channel)
+        except AgiProtocolBroken as exc:
+            session_log.warning("AGI session dropped: protocol error", extra={"error": str(exc)})
         except ChannelGone as exc:
             session_log.info("AGI session ended: %s", exc)
         except asyncio.CancelledError:
@@ -169,3 +277,10 @@ class FastAgiServer:
                 await channel.set_variable(VAR_ERROR, cv.AGI_ERROR_INTERNAL)
         finally:
             await channel.close()
+
+
+async def _abort(writer: asyncio.StreamWriter) -> None:
+    """Close a refused connection at once, without reading anything from it."""
+    with contextlib.suppress(Exception):
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), timeout=1)

@@ -13,10 +13,14 @@ imports it. It answers the way ``res/res_agi.c`` does, including
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from ivr.agi.channel import AgiChannel
+
+_INNERMOST = re.compile(r"\$\{([^${}]*)\}")
 
 #: a responder maps one command line to the reply lines; None closes the connection (EOF)
 Responder = Callable[[str], list[str] | None]
@@ -111,6 +115,24 @@ class SimulatedCaller:
     commands: list[list[str]] = field(default_factory=list)
     played: list[str] = field(default_factory=list)
 
+    def evaluate(self, expression: str) -> str:
+        """Asterisk's substitution, for what the flows use: ``${NAME}``, ``${CHANNEL(linkedid)}``
+        and ``${URIENCODE(...)}`` (func_uri: everything but letters, digits and -_.!~*'() is
+        %XX-encoded), innermost first."""
+        def substitute(m: re.Match[str]) -> str:
+            inner = m.group(1)
+            if inner == "CHANNEL(linkedid)":
+                return self.linkedid
+            if inner.startswith("URIENCODE(") and inner.endswith(")"):
+                return quote(inner[len("URIENCODE("):-1], safe="-_.!~*'()")
+            return self.variables.get(inner, "")
+
+        previous = None
+        while previous != expression:
+            previous = expression
+            expression = _INNERMOST.sub(substitute, expression, count=1)
+        return expression
+
     def _hangup(self, reply: str) -> list[str] | None:
         self.hung_up = True
         if self.eof_on_hangup:
@@ -131,10 +153,7 @@ class SimulatedCaller:
                 return None
             return ["511 Command Not Permitted on a dead channel or intercept routine"]
         if verb == "GET FULL VARIABLE":
-            expr = args[3]
-            if expr == "${CHANNEL(linkedid)}":
-                return [f"200 result=1 ({self.linkedid})"]
-            return [f"200 result=1 ({self.variables.get(expr.strip('${}'), '')})"]
+            return [f"200 result=1 ({self.evaluate(args[3])})"]
         if verb == "GET VARIABLE":
             value = self.variables.get(args[2])
             return ["200 result=0"] if value is None else [f"200 result=1 ({value})"]

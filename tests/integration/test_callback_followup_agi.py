@@ -43,7 +43,14 @@ async def setup_call(tmp_path: Path, url: str, case_number: str) -> tuple[AppCon
 
 
 async def agi(ctx: AppContext, citizen: Citizen, language: str = "en") -> str:
-    env = environment_lines(route="callback", extra={"language": language})
+    # the channel the dialer originated: its uniqueid is the attempt's ChannelId
+    uniqueid = "1700000000.7"
+    if VAR_ATTEMPT in citizen.variables:
+        async with ctx.db.sessions() as s:
+            attempt = await s.get(CallbackAttempt, int(citizen.variables[VAR_ATTEMPT]))
+        assert attempt is not None and attempt.channel_id is not None
+        uniqueid = attempt.channel_id
+    env = environment_lines(route="callback", uniqueid=uniqueid, extra={"language": language})
     channel, _ = memory_channel(citizen, env)
     await channel.read_environment()
     return await handle(ctx, channel)
