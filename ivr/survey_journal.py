@@ -97,10 +97,12 @@ class SurveyJournal:
 
         task.add_done_callback(done)
 
-    async def settle(self, linkedid: str, timeout: float = 60.0) -> None:
+    async def settle(self, linkedid: str) -> None:
+        """Wait until this call's late database saves have ended (each is bounded by the
+        engine's own timeouts)."""
         tasks = self._inflight.get(linkedid)
         if tasks:
-            await asyncio.wait(set(tasks), timeout=timeout)
+            await asyncio.wait(set(tasks))
 
     # ----------------------------------------------------------------- breaker
     def db_down(self) -> bool:

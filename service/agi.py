@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 
-from ivr import prompts
+from ivr import journal_replay, prompts
 from ivr.agi.server import FastAgiServer
 from ivr.dialog import RECORDINGS_SUBDIR
 from ivr.survey_flow import record_rejected
@@ -63,7 +63,14 @@ async def run(ctx: AppContext, stopping: asyncio.Event) -> None:
         on_reject=record_rejected,
     )
     await server.start()
+    # beside the server, so a vote journalled during a database outage needs nothing else alive
+    replayer = asyncio.create_task(journal_replay.run(ctx, stopping), name="journal_replay")
     try:
         await stopping.wait()
     finally:
         await server.stop()
+        replayer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await replayer
+        with contextlib.suppress(Exception):  # steps journalled during the drain, if it can
+            await journal_replay.replay_once(ctx)

@@ -47,7 +47,7 @@ class Journal:
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         self.directory.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.current, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.current, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 if not self._still_current(fd):
