@@ -21,6 +21,7 @@ from ivr.agi.server import FastAgiServer
 from ivr.dialog import RECORDINGS_SUBDIR
 from ivr.survey_flow import record_rejected
 from service.context import AppContext
+from service.supervisor import CannotStart
 
 log = logging.getLogger("hotline.ivr.server")
 
@@ -32,7 +33,7 @@ ROUTES: dict[str, str] = {
 }
 
 
-class PromptsMissingError(RuntimeError):
+class PromptsMissingError(CannotStart):
     pass
 
 
