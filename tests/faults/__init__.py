@@ -1,0 +1,1 @@
+"""Fault runs (issue 8): each prints its figure (tried / lost / duplicated) and asserts zero."""
