@@ -122,6 +122,7 @@ class CallResult:
     script: list[object]
     acknowledged: int | None = None  # the level the server moved on from (durable by contract)
     cut: bool = False  # the connection dropped under the call
+    hung_up: bool = False  # the caller hung up (the dialplan's hang-up handler then runs)
     finished: bool = False
 
 
@@ -158,7 +159,9 @@ async def survey_call(port: int, linkedid: str, script: list[object], *, pause: 
                     menu_answered = True
                 writer.write("".join(f"{r}\n" for r in reply).encode())
                 await writer.drain()
-        result.finished = "SURVEY_RESULT" in caller.variables
+        # the survey told the dialplan its result, or the caller hung up as the script says
+        result.finished = "SURVEY_RESULT" in caller.variables or caller.hung_up
+        result.hung_up = caller.hung_up
     except (OSError, TimeoutError, asyncio.IncompleteReadError):
         pass
     finally:
@@ -172,13 +175,18 @@ async def survey_call(port: int, linkedid: str, script: list[object], *, pause: 
 
 
 async def load(port: int, linkedids: list[str], *, concurrency: int, pause: float,
-               seed: int = 8) -> list[CallResult]:
+               seed: int = 8, hangup_handler: bool = False) -> list[CallResult]:
+    """Surveys, ``concurrency`` at a time; with ``hangup_handler`` a caller's hang-up is followed
+    at once by the dialplan's hang-up handler, as Asterisk does."""
     rng = random.Random(seed)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(linkedid: str) -> CallResult:
         async with gate:
-            return await survey_call(port, linkedid, list(rng.choice(SCRIPTS)), pause=pause)
+            result = await survey_call(port, linkedid, list(rng.choice(SCRIPTS)), pause=pause)
+            if hangup_handler and result.hung_up:
+                await survey_call(port, linkedid, [], pause=0, hung_up=True)
+            return result
 
     return list(await asyncio.gather(*(one(lid) for lid in linkedids)))
 

@@ -52,7 +52,8 @@ async def test_database_refusing_connections_loses_no_vote(
                 ids = [f"O.{n + i}" for i in range(RATE)]
                 n += RATE
                 batches.append(asyncio.create_task(
-                    load(service.agi_port, ids, concurrency=RATE, pause=0.2, seed=n)))
+                    load(service.agi_port, ids, concurrency=RATE, pause=0.2, seed=n,
+                         hangup_handler=True)))
                 await asyncio.sleep(1)
 
         try:

@@ -37,7 +37,8 @@ async def test_sigkill_in_the_middle_of_surveys_loses_nothing(
             results = await first
             in_flight = sum(r.cut for r in results)
             await asyncio.to_thread(service.start)
-            await hang_up_handlers(service.agi_port, [r.linkedid for r in results if r.cut])
+            await hang_up_handlers(service.agi_port,
+                                   [r.linkedid for r in results if r.cut or r.hung_up])
             results += await load(service.agi_port, ids[BEFORE_KILL:], concurrency=100,
                                   pause=0.05)
 
