@@ -5,7 +5,7 @@ Each pass:
 
 1. Calls stuck ``pending`` / ``in_progress`` for longer than ``survey_stale_after_seconds``
    (the survey process died, or the call ended without ever reaching the survey) become
-   ``not_rated``, and are taken to have ended then (when nothing said so earlier).
+   ``not_rated``, and are taken to have ended when their survey began, else then.
 2. Each ``not_rated`` call whose window has passed gets the default rating and the status
    ``defaulted``, exactly once even with several processes: a conditional
    ``UPDATE … WHERE survey_status = 'not_rated'`` in the same transaction as the rating, and
@@ -16,8 +16,7 @@ A call whose step sits in the survey's journal (the database was away during its
 
 The window runs from the end of the call, never from its start, so a long call is never
 defaulted while it is still going on (issue 8 defect 10). A call with no recorded end counts as
-ended ``survey_stale_after_seconds`` after the last sign of it (its survey's start, else its
-start):
+ended when its survey began, else ``survey_stale_after_seconds`` after its start:
 
 * ``minutes`` / ``natural_days``: that exact duration later;
 * ``working_days``: the end of the N-th working day after the call's day (Beijing time,
@@ -53,8 +52,9 @@ class PassReport:
 def _reference(ctx: AppContext, call: Call) -> dt.datetime:
     if call.ended_at is not None:
         return as_utc(call.ended_at)
-    last_seen = as_utc(call.survey_started_at or call.started_at)
-    return last_seen + dt.timedelta(seconds=ctx.settings.survey_stale_after_seconds)
+    if call.survey_started_at is not None:  # the conversation was over when the survey began
+        return as_utc(call.survey_started_at)
+    return as_utc(call.started_at) + dt.timedelta(seconds=ctx.settings.survey_stale_after_seconds)
 
 
 def window_end(ctx: AppContext, reference: dt.datetime) -> dt.datetime:
@@ -96,7 +96,8 @@ async def mark_stale(ctx: AppContext, now: dt.datetime) -> int:
                 )
             )
             .values(survey_status=SurveyStatus.NOT_RATED, updated_at=now,
-                    ended_at=func.coalesce(Call.ended_at, now))
+                    # a survey begins after the conversation: its start bounds the call's end
+                    ended_at=func.coalesce(Call.ended_at, Call.survey_started_at, now))
             .execution_options(synchronize_session=False)
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
