@@ -158,6 +158,7 @@ class Settings(BaseSettings):
     survey_reasons: list[ReasonOption] = Field(default_factory=lambda: list(DEFAULT_REASONS))
     survey_comment_silence_seconds: int = Field(default=5, ge=0)  # 0: only # or max length end
     survey_stale_after_seconds: float = Field(default=3600.0, gt=0)
+    survey_save_deadline_seconds: float = Field(default=2.0, gt=0, le=30)
     bad_rating_fallback_reason: str = "9"
 
     # --- prompts (ivr.prompts); Asterisk plays them as hotline/<id>, so its

@@ -20,10 +20,11 @@ from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ami.client import AmiClient, AmiError
+from hotline.clock import utcnow
 from hotline.statuses import SURVEY_RESOLVED
 from http_api.auth import requires
 from http_api.bodies import read_json, read_path, respond
@@ -126,14 +127,29 @@ async def _store_case(
     create: bool,
 ) -> Call | None:
     """Put the case and/or department on the call's row (created if ``create``); None if there
-    is no row. A value not given leaves the stored one alone."""
+    is no row. A value not given leaves the stored one alone.
+
+    Conditional in the statement itself (issue 8 defect 10): a survey saving its vote at the
+    same moment takes the case with it when we are first, and when it is first we answer 409,
+    so a case is never stored on a call whose rating will not carry it."""
 
     async def change(session: AsyncSession, call: Call) -> Call:
-        if case_number:
-            call.case_number = case_number
-        if department:
-            call.department_code = department
-        await session.flush()
+        values = {"case_number": case_number, "department_code": department}
+        values = {name: value for name, value in values.items() if value}
+        if inspect(call).pending:  # our own new row: nobody else can have rated it
+            for name, value in values.items():
+                setattr(call, name, value)
+            await session.flush()
+            return call
+        stored = await session.execute(
+            update(Call)
+            .where(Call.id == call.id, Call.survey_status.not_in(SURVEY_RESOLVED))
+            .values(**values, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if stored.rowcount != 1:  # type: ignore[attr-defined]
+            raise _already_rated(call.linkedid)
+        await session.refresh(call)
         return call
 
     return await upsert_call(ctx.db, linkedid, change, create=create)
@@ -190,8 +206,12 @@ async def handoff_call(request: web.Request) -> web.Response:
 async def _check_not_rated(ctx: AppContext, linkedid: str) -> None:
     call = await _stored_call(ctx, linkedid)
     if call is not None and call.survey_status in SURVEY_RESOLVED:
-        raise ApiError(409, "already_rated",
-                       f"the call is already {call.survey_status}; its rating keeps its case")
+        raise _already_rated(linkedid, call.survey_status)
+
+
+def _already_rated(linkedid: str, status: str = "rated") -> ApiError:
+    return ApiError(409, "already_rated",
+                    f"the call is already {status}; its rating keeps its case")
 
 
 @requires("agent")

@@ -37,27 +37,46 @@ async def healthz(request: web.Request) -> web.Response:
     return respond(Status(status="ok"))
 
 
+class WorkerStatus(BaseModel):
+    state: Literal["running", "restarting", "stopped", "failed"]
+    restarts: int
+    last_error: str | None = None
+
+
+class Ready(BaseModel):
+    status: Literal["ok"]
+    #: each ``hotline serve`` worker in this process (service.supervisor)
+    workers: dict[str, WorkerStatus] = {}
+
+
 @public
 @operation(
-    summary="Readiness: the database answers and the working-day calendar reaches far enough",
+    summary="Readiness: the database answers, every worker of this process runs, and the "
+    "working-day calendar reaches far enough",
     tags=["system"],
-    responses={200: Status, 503: Response(
-        "The database does not answer, or the calendar ends before today's longest deadline",
+    responses={200: Ready, 503: Response(
+        "The database does not answer, a worker is being restarted after a failure, or the "
+        "calendar ends before today's longest deadline",
         ErrorBody)},
 )
 async def readyz(request: web.Request) -> web.Response:
-    db = app_ctx(request).db
+    ctx = app_ctx(request)
     try:
-        ok = await asyncio.wait_for(db.ping(), READY_TIMEOUT)
+        ok = await asyncio.wait_for(ctx.db.ping(), READY_TIMEOUT)
         reason = "database did not answer SELECT 1"
     except TimeoutError:
         ok, reason = False, f"database did not answer within {READY_TIMEOUT:g} s"
+    workers = {name: state.as_dict() for name, state in ctx.workers.items()}
+    down = sorted(name for name, state in ctx.workers.items() if not state.ready)
+    if ok and down:
+        ok, reason = False, "worker(s) restarting after a failure: " + ", ".join(
+            f"{name} ({ctx.workers[name].last_error})" for name in down)
     if ok:
-        ok, reason = _calendar_ready(app_ctx(request))
+        ok, reason = _calendar_ready(ctx)
     if not ok:
         log.warning("not ready", extra={"reason": reason})
         raise ApiError(503, "not_ready", reason, headers={"Retry-After": "5"})
-    return respond(Status(status="ok"))
+    return respond(Ready(status="ok", workers=workers))  # type: ignore[arg-type]
 
 
 def _calendar_ready(ctx: AppContext) -> tuple[bool, str]:

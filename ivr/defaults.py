@@ -5,7 +5,7 @@ Each pass:
 
 1. Calls stuck ``pending`` / ``in_progress`` for longer than ``survey_stale_after_seconds``
    (the survey process died, or the call ended without ever reaching the survey) become
-   ``not_rated``.
+   ``not_rated``, and are taken to have ended when their survey began, else then.
 2. Each ``not_rated`` call whose window has passed gets the default rating and the status
    ``defaulted``, exactly once even with several processes: a conditional
    ``UPDATE … WHERE survey_status = 'not_rated'`` in the same transaction as the rating, and
@@ -13,7 +13,12 @@ Each pass:
    callback_scheduler.invitations) is pending or under way waits for it: the default applies
    only if the invitation fails.
 
-The window runs from the end of the call (else the survey's start, else the call's start):
+A call whose step sits in the survey's journal (the database was away during its survey; issue
+8) or is still on its way to the database is never defaulted: its vote may be there.
+
+The window runs from the end of the call, never from its start, so a long call is never
+defaulted while it is still going on (issue 8 defect 10). A call with no recorded end counts as
+ended when its survey began, else ``survey_stale_after_seconds`` after its start:
 
 * ``minutes`` / ``natural_days``: that exact duration later;
 * ``working_days``: the end of the N-th working day after the call's day (Beijing time,
@@ -60,8 +65,12 @@ class PassReport:
 CASE_ASSESS_NUMBER = 2
 
 
-def _reference(call: Call) -> dt.datetime:
-    return as_utc(call.ended_at or call.survey_started_at or call.started_at)
+def _reference(ctx: AppContext, call: Call) -> dt.datetime:
+    if call.ended_at is not None:
+        return as_utc(call.ended_at)
+    if call.survey_started_at is not None:  # the conversation was over when the survey began
+        return as_utc(call.survey_started_at)
+    return as_utc(call.started_at) + dt.timedelta(seconds=ctx.settings.survey_stale_after_seconds)
 
 
 def window_end(ctx: AppContext, reference: dt.datetime) -> dt.datetime:
@@ -102,7 +111,9 @@ async def mark_stale(ctx: AppContext, now: dt.datetime) -> int:
                     ),
                 )
             )
-            .values(survey_status=SurveyStatus.NOT_RATED, updated_at=now)
+            .values(survey_status=SurveyStatus.NOT_RATED, updated_at=now,
+                    # a survey begins after the conversation: its start bounds the call's end
+                    ended_at=func.coalesce(Call.ended_at, Call.survey_started_at, now))
             .execution_options(synchronize_session=False)
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -225,6 +236,7 @@ async def run_once(ctx: AppContext, now: dt.datetime | None = None) -> PassRepor
     report = PassReport(stale=await mark_stale(ctx, now))
     bound = _earliest_possible_reference(ctx, now)
     reference = func.coalesce(Call.ended_at, Call.survey_started_at, Call.started_at)
+    held = ctx.survey_journal.held_linkedids()
     last_id = 0
     while True:
         async with ctx.db.sessions() as s:
@@ -238,7 +250,11 @@ async def run_once(ctx: AppContext, now: dt.datetime | None = None) -> PassRepor
                 )
             ).all()
         for call in calls:
-            if window_end(ctx, _reference(call)) <= now and await default_call(ctx, call.id, now):
+            if call.linkedid in held:
+                continue
+            if window_end(ctx, _reference(ctx, call)) <= now and await default_call(
+                ctx, call.id, now
+            ):
                 report.defaulted += 1
         if len(calls) < BATCH:
             break

@@ -16,11 +16,12 @@ import asyncio
 import contextlib
 import logging
 
-from ivr import prompts
+from ivr import journal_replay, prompts
 from ivr.agi.server import FastAgiServer
 from ivr.dialog import RECORDINGS_SUBDIR
 from ivr.survey_flow import record_rejected
 from service.context import AppContext
+from service.supervisor import CannotStart
 
 log = logging.getLogger("hotline.ivr.server")
 
@@ -32,7 +33,7 @@ ROUTES: dict[str, str] = {
 }
 
 
-class PromptsMissingError(RuntimeError):
+class PromptsMissingError(CannotStart):
     pass
 
 
@@ -65,7 +66,14 @@ async def run(ctx: AppContext, stopping: asyncio.Event) -> None:
         environment_timeout=settings.fastagi_environment_timeout,
     )
     await server.start()
+    # beside the server, so a vote journalled during a database outage needs nothing else alive
+    replayer = asyncio.create_task(journal_replay.run(ctx, stopping), name="journal_replay")
     try:
         await stopping.wait()
     finally:
         await server.stop()
+        replayer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await replayer
+        with contextlib.suppress(Exception):  # steps journalled during the drain, if it can
+            await journal_replay.replay_once(ctx)

@@ -10,6 +10,7 @@ from hotline.levels import KeypadMap
 from hotline.privacy import PhoneVault
 from hotline.settings import Settings
 from hotline.workdays import WorkdayCalendar, calendar
+from ivr.survey_journal import SurveyJournal
 from storage.db import Database
 
 
@@ -21,10 +22,17 @@ class AppContext:
     workdays: WorkdayCalendar = field(init=False)
     keypad: KeypadMap = field(init=False)
     bad_rating_policy: Any = field(init=False)
+    #: where a survey step goes when the database does not take it in time (issue 8)
+    survey_journal: SurveyJournal = field(init=False)
+    #: each worker's state under ``hotline serve`` (service.supervisor), shown by readiness
+    workers: dict[str, Any] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.workdays = calendar(self.settings.workday_overrides_file)
         self.keypad = KeypadMap(self.settings.keypad_map)
+        self.survey_journal = SurveyJournal(
+            self.settings.data_dir / "journal", deadline=self.settings.survey_save_deadline_seconds
+        )
         # composition root: every rating saved opens or joins its 差评 item (issue 10)
         from bad_ratings import hook
 

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import importlib
 import logging
 import signal
@@ -16,6 +17,7 @@ from hotline import logs
 from hotline.calendar_coverage import coverage
 from hotline.settings import Settings
 from service.context import AppContext
+from service.supervisor import WorkerState, supervise
 from storage import migrate
 
 log = logging.getLogger("hotline.service")
@@ -52,28 +54,29 @@ def _load(target: str) -> Worker:
 
 
 async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> bool:
-    """Run the enabled workers until ``stopping`` is set or one of them fails (then all stop:
-    a service missing a worker must not look healthy). True when no worker failed."""
+    """Run the enabled workers until ``stopping`` is set. A worker that fails is restarted with
+    backoff (service.supervisor); only one that cannot start at all stops them all. True when
+    none had to stop the service."""
     stopping = stopping or asyncio.Event()
     failed = False
     ctx = AppContext.create(settings)
     _warn_if_calendar_short(ctx)
     try:
-        tasks = [
-            asyncio.create_task(_load(target)(ctx, stopping), name=flag.removeprefix("serve_"))
-            for flag, target in WORKERS
-            if getattr(settings, flag)
-        ]
+        tasks = []
+        for flag, target in WORKERS:
+            if not getattr(settings, flag):
+                continue
+            name = flag.removeprefix("serve_")
+            state = ctx.workers[name] = WorkerState(name)
+            worker = _load(target)
+            tasks.append(asyncio.create_task(
+                supervise(state, functools.partial(worker, ctx, stopping), stopping), name=name
+            ))
         log.info("service started", extra={"workers": [t.get_name() for t in tasks]})
         waiter = asyncio.create_task(stopping.wait())
         done, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
         stopping.set()
-        for task in done:
-            if task is not waiter and task.exception() is not None:
-                failed = True
-                log.error(
-                    "worker failed", exc_info=task.exception(), extra={"worker": task.get_name()}
-                )
+        failed = any(t is not waiter and t.exception() is not None for t in done)
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await ctx.close()

@@ -41,6 +41,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
+    # A database that is away must fail a caller's step quickly (the survey then journals it)
+    # rather than after asyncpg's 60 s connect or the pool's 30 s checkout wait.
+    kwargs.setdefault("pool_timeout", 10)
+    kwargs.setdefault("connect_args", {"timeout": 5})
     return create_async_engine(url, **kwargs)
 
 

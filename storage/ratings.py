@@ -84,9 +84,13 @@ async def save_rating(
     *,
     hold_until: dt.datetime | None = None,
     rectification_due: dt.date | None = None,
+    skip_unchanged: bool = False,
 ) -> Rating:
     """Insert or update the rating keyed by (project_no, assess_number) and refresh its outbox
     entry. Idempotent: saving the same input twice leaves one rating and one pending entry.
+    With ``skip_unchanged``, an input the stored rating already says exactly queues nothing at
+    all, even when its entry was already delivered: a save retried after an unclear commit, or
+    replayed from the survey's journal, is never pushed twice (issue 8 defect 3).
 
     A 差评 on a case marks the case and starts its 整改 deadline (DOMAIN.md rule 4) at
     ``rectification_due`` (``AppContext.rectification_due``), unless one is already running."""
@@ -95,6 +99,7 @@ async def save_rating(
         .where(Rating.project_no == data.project_no, Rating.assess_number == data.assess_number)
         .with_for_update()
     )
+    existed = rating is not None
     if rating is None:
         rating = Rating(project_no=data.project_no, assess_number=data.assess_number)
         session.add(rating)
@@ -112,6 +117,8 @@ async def save_rating(
         if value is not None:
             setattr(rating, name, value)
     rating.rated_at = data.rated_at or rating.rated_at or utcnow()
+    if skip_unchanged and existed and not session.is_modified(rating):
+        return rating
     await session.flush()
     if data.level.is_bad and rating.case_id is not None:
         case = await session.get(Case, rating.case_id)

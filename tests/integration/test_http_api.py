@@ -92,7 +92,7 @@ async def test_healthz_and_readyz(client: Client) -> None:
     resp = await client.get("/healthz")
     assert resp.status == 200 and await resp.json() == {"status": "ok"}
     resp = await client.get("/readyz")
-    assert resp.status == 200 and await resp.json() == {"status": "ok"}
+    assert resp.status == 200 and await resp.json() == {"status": "ok", "workers": {}}
 
 
 async def test_openapi_document(client: Client) -> None:
