@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -100,7 +101,8 @@ def server_env(workdir: Path, database_url: str, **settings: object) -> dict[str
         **settings,
     }
     for key, value in values.items():
-        env[f"HOTLINE_{key.upper()}"] = str(value)
+        shown = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        env[f"HOTLINE_{key.upper()}"] = shown
     env["HOTLINE_CONFIG"] = os.devnull
     return env
 
