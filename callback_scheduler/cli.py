@@ -112,6 +112,7 @@ def _register_callback(sub: argparse._SubParsersAction) -> None:  # type: ignore
     rev = cs.add_parser("reveal", help="show one task's number, for a manual call (logged)")
     rev.add_argument("task", type=int)
     rev.add_argument("--by", required=True, help="who asks")
+    rev.add_argument("--reason", required=True, help="why the number is needed (audited)")
     rev.set_defaults(handler=_reveal)
     dnc = cs.add_parser("do-not-call", help="put a number on the do-not-call list")
     dnc.add_argument("number")
@@ -306,8 +307,9 @@ def _record_manual(settings: Settings, args: argparse.Namespace) -> int:
 
 def _reveal(settings: Settings, args: argparse.Namespace) -> int:
     async def work(ctx: AppContext) -> int:
-        async with ctx.db.sessions() as s:
-            print(await tasks.reveal_number(s, ctx, args.task, args.by))
+        async with ctx.db.transaction() as s:
+            print(await tasks.reveal_number(s, ctx, args.task, f"cli:{args.by}",
+                                            reason=args.reason, role="admin"))
         return 0
 
     return _run(settings, work)

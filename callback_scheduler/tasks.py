@@ -30,6 +30,7 @@ from callback_scheduler.rules import CampaignRules, Outcome, resolve
 from callback_scheduler.tables import SYSTEM_PREFIX
 from hotline.privacy import ProtectedNumber
 from service.context import AppContext
+from storage.audit import record_audit
 from storage.models import CallbackAttempt, CallbackTask, Campaign, Case, RatingSource
 
 log = logging.getLogger("hotline.callback")
@@ -377,17 +378,30 @@ async def record_manual(
     note_text = (note or "").strip()
     task.manual_note = f"[{by}] {note_text}".strip() if note_text or by else None
     task.updated_at = now
+    await record_audit(session, actor=by, role="supervisor", action="callback.manual_result",
+                       subject_type="callback_task", subject_id=task.id, at=now, details={
+                           "reached": reached, "level": int(answer.level) if answer else None,
+                           "resolved": answer.resolved if answer else None,
+                           "rating_id": task.result_rating_id, "note": note_text or None})
     log.info("manual callback result recorded",
              extra={"task_id": task.id, "reached": reached, "by": by})
     return task
 
 
-async def reveal_number(session: AsyncSession, ctx: AppContext, task_id: int, by: str) -> str:
+async def reveal_number(
+    session: AsyncSession, ctx: AppContext, task_id: int, by: str, *, reason: str,
+    role: str = "supervisor",
+) -> str:
     """The clear number for a manual call (DOMAIN.md rule 8: shown only where needed, and
-    each showing is logged — without the number)."""
+    each showing is logged and audited with its reason — without the number; issue 10)."""
+    if not reason or not reason.strip():
+        raise ValueError("a reason is required to reveal a number")
     task = await session.get(CallbackTask, task_id)
     if task is None:
         raise TaskNotFound(f"no callback task {task_id}")
+    await record_audit(session, actor=by, role=role, action="number.reveal",
+                       subject_type="callback_task", subject_id=task_id,
+                       details={"reason": reason.strip(), "masked": task.number_masked})
     log.info("callback number revealed for a manual call", extra={"task_id": task_id, "by": by})
     return ctx.vault.reveal(task.number_enc)
 

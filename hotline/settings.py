@@ -93,7 +93,9 @@ class Settings(BaseSettings):
     serve_http: bool = True
     serve_forwarder: bool = True
     serve_scheduler: bool = True
+    serve_bad_ratings: bool = True  # 差评 deadline watch (即将超期/超期) and webhook sender
     serve_default_ratings: bool = True
+    serve_reports: bool = True
 
     # --- FastAGI server
     fastagi_host: str = "127.0.0.1"
@@ -148,6 +150,19 @@ class Settings(BaseSettings):
     rectification_days_unit: Literal["natural_days", "working_days"] = "working_days"
     callback_deadline_working_days: int = Field(default=5, ge=1)
     workday_overrides_file: Path | None = None
+
+    # --- the 差评 closed loop (bad_ratings; DOMAIN.md "The 差评 loop"). Deadlines use
+    # rectification_days_unit too: the seeds' working days, or seed 002's natural days.
+    bad_rating_verify_days: int = Field(default=2, ge=1)  # 核实 due (seed 001 "立即核实")
+    bad_rating_due_soon_days: int = Field(default=2, ge=0)  # 即将超期: this close to a due date
+    # 申诉: an agent may appeal within this many working days of the 差评 (seed 002)
+    bad_rating_appeal_days: int = Field(default=5, ge=1)
+    bad_rating_watch_interval_seconds: float = Field(default=300.0, gt=0)
+    # webhook for the 工单 system / a messaging bot: 差评 opened, 即将超期, 超期, 督办, 回访
+    # result; empty url: events are kept in webhook_outbox and not sent
+    webhook_url: str = ""
+    webhook_secret: str = ""  # HMAC-SHA256 key of the X-Hotline-Signature header
+    webhook_request_timeout: float = Field(default=10.0, gt=0)
 
     # --- privacy (DOMAIN.md rule 8)
     phone_key_file: Path | None = None  # None: data_dir/phone.key, created on first start
@@ -205,6 +220,35 @@ class Settings(BaseSettings):
     # how long a claimed record stays reserved to one forwarder (renewed while it works on it)
     forwarder_lease_seconds: float = Field(default=120.0, gt=0)
     forwarder_poll_interval: float = Field(default=1.0, gt=0)  # idle wait between empty polls
+
+    # --- 通报: statistics, rankings, agent scores and documents (reports/; DOMAIN.md rule 7)
+    report_issuing_unit: str = "12345政务服务便民热线管理中心"  # 发文单位 on the PDF 通报
+    # departments ranked by these figures (reports/figures.py keys), each in its better
+    # direction; later ones break ties of the earlier ones
+    report_ranking_order: list[str] = Field(
+        default_factory=lambda: ["satisfaction_rate", "bad_rate", "on_time_rectification_rate"]
+    )
+    report_department_min_votes: int = Field(default=1, ge=1)
+    report_praise_count: int = Field(default=3, ge=0)  # top departments listed for 表扬
+    report_bottom_count: int = Field(default=3, ge=1)  # seed 000: 排名靠后 3 位
+    report_bottom_consecutive_periods: int = Field(default=2, ge=1)  # ... for 通报
+    # seed 000: satisfaction weighs at least 20 % of a window agent's 考核
+    report_agent_satisfaction_weight: float = Field(default=0.2, ge=0.2, le=1.0)
+    # the other parts of the agent score and their weights (they sum to 1 with the above)
+    report_agent_score_parts: dict[str, float] = Field(default_factory=dict)
+    report_agent_min_votes: int = Field(default=20, ge=1)
+    report_funnel_outlier_ratio: float = Field(default=0.5, gt=0, lt=1)
+    report_funnel_min_served: int = Field(default=20, ge=1)
+    report_trend_periods: int = Field(default=6, ge=2, le=24)
+    report_dir: Path | None = None  # None: data_dir/reports
+    # scheduled documents: "month" (the month before, on the 1st) and "half" (seed 004: on
+    # 6月30日 and 12月30日, the half-year so far)
+    report_schedule: list[Literal["month", "half"]] = Field(
+        default_factory=lambda: ["month", "half"]
+    )
+    report_schedule_time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    report_half_year_dates: list[str] = Field(default_factory=lambda: ["06-30", "12-30"])
+    report_poll_interval: float = Field(default=60.0, gt=0)
 
     # ----------------------------------------------------------------- validation
     @field_validator("timezone")
@@ -286,6 +330,27 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("report_half_year_dates")
+    @classmethod
+    def _month_days(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.fullmatch(r"(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])", item):
+                raise ValueError(f"{item!r} is not MM-DD")
+        return value
+
+    @model_validator(mode="after")
+    def _score_weights_add_up(self) -> Settings:
+        parts = self.report_agent_score_parts
+        if any(w <= 0 for w in parts.values()):
+            raise ValueError("report_agent_score_parts: weights must be positive")
+        total = self.report_agent_satisfaction_weight + sum(parts.values())
+        if parts and abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                "report_agent_satisfaction_weight and report_agent_score_parts must add up to 1"
+                f" (they add up to {total:g})"
+            )
+        return self
+
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
@@ -319,6 +384,10 @@ class Settings(BaseSettings):
     @property
     def effective_prompts_dir(self) -> Path:
         return (self.prompts_dir or self.data_dir / "sounds" / "hotline").expanduser().resolve()
+
+    @property
+    def effective_report_dir(self) -> Path:
+        return (self.report_dir or self.data_dir / "reports").expanduser().resolve()
 
     @property
     def effective_phone_key_file(self) -> Path:

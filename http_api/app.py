@@ -33,10 +33,11 @@ from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
-from http_api import calls, campaigns, cases, feed, system
+from http_api import bad_ratings, calls, campaigns, case_updates, cases, feed, system
 from http_api.auth import auth_middleware, check_routes
 from http_api.errors import error_middleware
 from http_api.keys import CTX
+from reports import http as reports_http
 from service.context import AppContext
 
 log = logging.getLogger("hotline.http")
@@ -47,7 +48,9 @@ Setup = Callable[[web.Application, AppContext], None]
 CORE: tuple[Setup, ...] = (system.setup,)
 
 #: Later features append their module's ``setup(app, ctx)`` here.
-FEATURES: list[Setup] = [feed.setup, cases.setup, campaigns.setup, calls.setup]
+FEATURES: list[Setup] = [feed.setup, cases.setup, campaigns.setup, calls.setup,
+                          bad_ratings.setup, case_updates.setup,
+                          reports_http.setup]
 
 #: Request bodies above this are refused with 413 (aiohttp's default is 1 MiB too; explicit).
 MAX_BODY_BYTES = 1024 * 1024

@@ -244,14 +244,21 @@ async def record_manual(request: web.Request) -> web.Response:
     return respond(task_out(task))  # type: ignore[arg-type]
 
 
+class RevealQuery(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, description="why (audited)")
+
+
 @requires(*ROLES)
-@operation(summary="One task's number, for a manual call (each reveal is logged)", tags=TAGS,
-           path=TaskPath, responses={200: NumberOut, 404: "No such task"})
+@operation(summary="One task's number, for a manual call (each reveal is audited with its "
+           "reason)", tags=TAGS, path=TaskPath, query=RevealQuery,
+           responses={200: NumberOut, 404: "No such task"})
 async def reveal_number(request: web.Request) -> web.Response:
     path = read_path(request, TaskPath)
+    query = read_query(request, RevealQuery)
     ctx, who = app_ctx(request), principal(request)
-    async with ctx.db.sessions() as s:
-        number = await tasks.reveal_number(s, ctx, path.task_id, f"api:{who.name}")
+    async with ctx.db.transaction() as s:
+        number = await tasks.reveal_number(s, ctx, path.task_id, f"api:{who.name}",
+                                           reason=query.reason, role=who.role)
     return respond(NumberOut(task_id=path.task_id, number=number))
 
 

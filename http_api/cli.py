@@ -11,7 +11,11 @@ from hotline.settings import Settings
 from http_api import tokens
 from service.commands import CommandError, with_context
 from service.context import AppContext
+from storage.audit import record_audit
 from storage.models import ApiToken
+
+#: who the audit log names for a command run on the server (the operator's shell)
+CLI_ACTOR = "cli"
 
 T = TypeVar("T")
 
@@ -23,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     create = tsub.add_parser("create", help="create a token and print it (shown only once)")
     create.add_argument("--role", required=True, choices=tokens.ROLES)
     create.add_argument("--name", required=True, help="who or what uses it, e.g. 'crm-sync'")
+    create.add_argument(
+        "--department", action="append", default=[], metavar="CODE",
+        help="department code a 'department' token acts for (repeat for several)",
+    )
+    create.add_argument("--agent-id", help="the 工号 an 'agent' token belongs to")
     create.set_defaults(handler=_create)
 
     listing = tsub.add_parser("list", help="list tokens (never their secrets)")
@@ -36,7 +45,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(ctx: AppContext) -> tuple[int, str]:
         async with ctx.db.transaction() as session:
-            row, secret = await tokens.create_token(session, name=args.name, role=args.role)
+            row, secret = await tokens.create_token(
+                session, name=args.name, role=args.role,
+                departments=args.department, agent_id=args.agent_id,
+            )
+            await record_audit(
+                session, actor=CLI_ACTOR, role="admin", action="token.create",
+                subject_type="token", subject_id=row.id,
+                details={"name": row.name, "role": row.role, "departments": args.department,
+                         "agent_id": args.agent_id},
+            )
             return row.id, secret
 
     try:
@@ -71,7 +89,13 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
 def _revoke(settings: Settings, args: argparse.Namespace) -> int:
     async def work(ctx: AppContext) -> ApiToken | None:
         async with ctx.db.transaction() as session:
-            return await tokens.revoke_token(session, args.id)
+            row = await tokens.revoke_token(session, args.id)
+            if row is not None:
+                await record_audit(
+                    session, actor=CLI_ACTOR, role="admin", action="token.revoke",
+                    subject_type="token", subject_id=row.id, details={"name": row.name},
+                )
+            return row
 
     row = with_context(settings, work)
     if row is None or row.revoked_at is None:

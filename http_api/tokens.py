@@ -16,11 +16,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.clock import utcnow
-from storage.models import ApiToken
+from storage.models import ApiToken, ApiTokenScope, TokenScopeKind
 
 #: The roles a token can carry. ``admin`` may do everything (see ``Principal.may``).
-ROLES: tuple[str, ...] = ("agent", "supervisor", "reviewer", "aggregator", "admin")
+#: ``department`` (责任单位) is bound to department codes and ``agent`` may be bound to a 工号
+#: (``api_token_scopes``); ``workorder`` is the 工单 system (issue 10 "Roles, scope and audit").
+ROLES: tuple[str, ...] = (
+    "agent", "supervisor", "reviewer", "aggregator", "admin", "department", "workorder"
+)
 ADMIN = "admin"
+DEPARTMENT = "department"
 
 #: Recognisable prefix, so secret scanners and humans can tell a hotline token at a glance.
 TOKEN_PREFIX = "hl_"
@@ -40,9 +45,18 @@ class Principal:
     token_id: int
     name: str
     role: str
+    #: the department codes a ``department`` token acts for (empty for other roles)
+    departments: frozenset[str] = frozenset()
+    #: the 工号 an ``agent`` token is bound to, if any
+    agent_id: str | None = None
 
     def may(self, roles: frozenset[str] | tuple[str, ...]) -> bool:
         return self.role == ADMIN or self.role in roles
+
+    def sees_department(self, code: str | None) -> bool:
+        """A department token sees its own departments' items only; other roles are limited
+        by their role checks, not by department."""
+        return self.role != DEPARTMENT or (code is not None and code in self.departments)
 
 
 def hash_token(token: str) -> str:
@@ -58,14 +72,44 @@ def _check(name: str, role: str) -> str:
     return name
 
 
-async def create_token(session: AsyncSession, *, name: str, role: str) -> tuple[ApiToken, str]:
-    """Store a new token and return it with its clear text, which is not kept anywhere."""
+async def create_token(
+    session: AsyncSession,
+    *,
+    name: str,
+    role: str,
+    departments: tuple[str, ...] | list[str] = (),
+    agent_id: str | None = None,
+) -> tuple[ApiToken, str]:
+    """Store a new token and return it with its clear text, which is not kept anywhere.
+    A ``department`` token must name at least one department code."""
     name = _check(name, role)
+    codes = sorted({c.strip() for c in departments if c.strip()})
+    if role == DEPARTMENT and not codes:
+        raise TokenError("a department token needs at least one department code")
+    if codes and role != DEPARTMENT:
+        raise TokenError("only a department token is bound to department codes")
+    if agent_id is not None and role != "agent":
+        raise TokenError("only an agent token is bound to a 工号")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(_TOKEN_BYTES)
     row = ApiToken(name=name, role=role, token_hash=hash_token(secret), created_at=utcnow())
     session.add(row)
     await session.flush()  # assigns the id
+    for code in codes:
+        session.add(ApiTokenScope(token_id=row.id, kind=TokenScopeKind.DEPARTMENT, value=code))
+    if agent_id:
+        session.add(ApiTokenScope(token_id=row.id, kind=TokenScopeKind.AGENT, value=agent_id))
+    await session.flush()
     return row, secret
+
+
+async def token_scopes(session: AsyncSession, token_id: int) -> list[ApiTokenScope]:
+    return list(
+        await session.scalars(
+            select(ApiTokenScope)
+            .where(ApiTokenScope.token_id == token_id)
+            .order_by(ApiTokenScope.id)
+        )
+    )
 
 
 async def verify_token(session: AsyncSession, token: str) -> Principal | None:
@@ -80,7 +124,14 @@ async def verify_token(session: AsyncSession, token: str) -> Principal | None:
     )
     if row is None or row.revoked_at is not None:
         return None
-    return Principal(token_id=row.id, name=row.name, role=row.role)
+    scopes = await token_scopes(session, row.id)
+    return Principal(
+        token_id=row.id,
+        name=row.name,
+        role=row.role,
+        departments=frozenset(s.value for s in scopes if s.kind == TokenScopeKind.DEPARTMENT),
+        agent_id=next((s.value for s in scopes if s.kind == TokenScopeKind.AGENT), None),
+    )
 
 
 async def revoke_token(session: AsyncSession, token_id: int) -> ApiToken | None:

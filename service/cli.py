@@ -8,11 +8,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bad_ratings import cli as bad_ratings_cli
 from callback_scheduler import cli as callback_cli
 from forwarder import cli as forwarder_cli
 from hotline.settings import SettingsError, load_settings
 from http_api import cli as http_cli
 from ivr import cli as ivr_cli
+from reports import cli as reports_cli
 from sandbox import call_cli as sandbox_call_cli
 from sandbox import cli as sandbox_cli
 from service import serve
@@ -29,6 +31,8 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore
     ivr_cli.register,
     forwarder_cli.register,
     callback_cli.register,
+    bad_ratings_cli.register,
+    reports_cli.register,
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from hotline.levels import KeypadMap
 from hotline.privacy import PhoneVault
@@ -19,10 +20,15 @@ class AppContext:
     vault: PhoneVault
     workdays: WorkdayCalendar = field(init=False)
     keypad: KeypadMap = field(init=False)
+    bad_rating_policy: Any = field(init=False)
 
     def __post_init__(self) -> None:
         self.workdays = calendar(self.settings.workday_overrides_file)
         self.keypad = KeypadMap(self.settings.keypad_map)
+        # composition root: every rating saved opens or joins its 差评 item (issue 10)
+        from bad_ratings import hook
+
+        self.bad_rating_policy = hook.install(self.db, self.settings, self.workdays)
 
     @classmethod
     def create(cls, settings: Settings) -> AppContext:

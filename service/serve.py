@@ -27,6 +27,8 @@ WORKERS: list[tuple[str, str]] = [
     ("serve_default_ratings", "ivr.defaults:run"),
     ("serve_forwarder", "forwarder.worker:run"),
     ("serve_scheduler", "callback_scheduler.worker:run"),
+    ("serve_bad_ratings", "bad_ratings.worker:run"),
+    ("serve_reports", "reports.documents:run"),
 ]
 
 

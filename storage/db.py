@@ -48,7 +48,10 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        #: copied into every session's ``info``: the composition root puts write-path hooks
+        #: here (storage.ratings.AFTER_SAVE) so storage need not import the rooms above it
+        self.info: dict[str, Any] = {}
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, info=self.info)
 
     @property
     def is_sqlite(self) -> bool:

@@ -308,3 +308,144 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+# --- 差评 closed loop (issue 10): items, their timeline, audit log, token scopes, webhooks ---
+
+
+class BadRatingItem(TimestampMixin, Base):
+    """差评单: one per case (or per call without a case), opened by its first valid 差评; a later
+    差评 on the same case joins it while open and starts a new round once it is closed. The
+    state machine is ``bad_ratings.machine``; ``department_code`` None is the unassigned queue."""
+
+    __tablename__ = "bad_rating_items"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # "case:<case number>" or "call:<projectNo>": what a second 差评 joins on
+    subject_key: Mapped[str] = mapped_column(String(80), unique=True)
+    project_no: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"))
+    case_number: Mapped[str | None] = mapped_column(String(64))
+    department_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    agent_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(24), index=True)
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    first_rating_id: Mapped[int] = mapped_column(ForeignKey("ratings.id"))
+    latest_rating_id: Mapped[int] = mapped_column(ForeignKey("ratings.id"))
+    opened_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    round_started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    verify_due: Mapped[dt.date | None] = mapped_column(Date)
+    rectify_due: Mapped[dt.date | None] = mapped_column(Date)
+    verification: Mapped[str | None] = mapped_column(String(16))  # genuine / mistaken / malicious
+    verification_note: Mapped[str | None] = mapped_column(Text)
+    verified_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    rectification_reply: Mapped[str | None] = mapped_column(Text)
+    citizen_result: Mapped[str | None] = mapped_column(Text)  # short result read in the 回访
+    rectified_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    extension_status: Mapped[str | None] = mapped_column(String(16))
+    extension_due: Mapped[dt.date | None] = mapped_column(Date)
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    review_origin: Mapped[str | None] = mapped_column(String(16))  # verification / appeal
+    review_return_state: Mapped[str | None] = mapped_column(String(24))
+    supervised_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    supervised_by: Mapped[str | None] = mapped_column(String(128))
+    supervise_count: Mapped[int] = mapped_column(Integer, default=0)
+    followup_solved: Mapped[bool | None] = mapped_column(Boolean)
+    followup_level: Mapped[int | None] = mapped_column(Integer)
+    followup_rating_id: Mapped[int | None] = mapped_column(ForeignKey("ratings.id"))
+    followup_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class BadRatingEvent(Base):
+    """The item's timeline: every transition and decision, appended, never updated."""
+
+    __tablename__ = "bad_rating_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("bad_rating_items.id"), index=True)
+    round: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(24))
+    to_state: Mapped[str | None] = mapped_column(String(24))
+    rating_id: Mapped[int | None] = mapped_column(ForeignKey("ratings.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AuditEntry(Base):
+    """Append-only audit log (storage.audit): who did what to which subject, when and why."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(48), index=True)
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id"),)
+
+
+class TokenScopeKind:
+    DEPARTMENT = "department"  # a department token sees and acts on these departments only
+    AGENT = "agent"  # an agent token is this 工号 (own ratings, 申诉)
+
+
+class ApiTokenScope(Base):
+    """What a token is bound to: one or more department codes, or an agent's 工号."""
+
+    __tablename__ = "api_token_scopes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("token_id", "kind", "value", name="uq_api_token_scopes"),)
+
+
+class WebhookEvent(Base):
+    """An event for the 工单 system / messaging bot (差评 opened, 即将超期, 超期, 督办, 回访
+    result), delivered signed and retried like the rating outbox. ``dedupe_key`` makes a
+    computed event (即将超期 of one deadline) go out once however often it is noticed."""
+
+    __tablename__ = "webhook_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event: Mapped[str] = mapped_column(String(32))
+    dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_webhook_outbox_status_next", "status", "next_attempt_at"),)
+
+
+# --- 通报 statistics (reports/, issue 11): covering indexes for the aggregation engine ---
+# Each report query is a range on the time column plus the grouping and counted columns, so
+# on PostgreSQL it reads these indexes alone (index-only scans) even over a year of ratings.
+Index(
+    "ix_ratings_report", Rating.rated_at, Rating.department_code, Rating.agent_id,
+    Rating.source, Rating.kind, Rating.level, Rating.valid,
+)
+Index(
+    "ix_calls_report", Call.started_at, Call.department_code, Call.agent_id, Call.queue,
+    Call.survey_status, Call.survey_started_at,
+)
+Index("ix_bad_rating_items_report", BadRatingItem.opened_at, BadRatingItem.department_code)

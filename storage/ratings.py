@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.clock import utcnow
@@ -21,6 +21,11 @@ from hotline.levels import Level
 from storage.models import Case, OutboxEntry, OutboxStatus, Rating
 
 CALL_PROJECT_PREFIX = "CALL-"
+
+#: ``session.info`` key of the coroutine run after a rating is saved, in its transaction:
+#: ``hook(session, rating)``. The composition root installs the 差评 loop's (bad_ratings.hook),
+#: which opens or joins the rating's 差评 item.
+AFTER_SAVE = "after_rating_saved"
 
 
 def project_no_for_call(linkedid: str) -> str:
@@ -114,7 +119,19 @@ async def save_rating(
             case.has_bad_rating = True
             case.rectification_due = case.rectification_due or rectification_due
     await enqueue(session, rating, case_number=data.case_number, hold_until=hold_until)
+    hook = session.info.get(AFTER_SAVE)
+    if hook is not None:
+        await hook(session, rating)
     return rating
+
+
+async def next_assess_number(session: AsyncSession, project_no: str, *, minimum: int = 2) -> int:
+    """The assessNumber of a further evaluation of ``project_no`` (issue 8 defect 6): each
+    evaluation keeps its own record and idempotency key, never overwriting an earlier one."""
+    highest = await session.scalar(
+        select(func.max(Rating.assess_number)).where(Rating.project_no == project_no)
+    )
+    return max(minimum, (highest or 0) + 1)
 
 
 async def enqueue(

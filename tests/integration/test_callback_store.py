@@ -294,7 +294,7 @@ async def test_rule5_busy_retried_after_delay_then_manual_list_then_manual_resul
         assert (item.case_number, item.number_masked, item.last_outcome) == (
             "GD-20", "138****8000", "no_answer")
         async with ctx.db.transaction() as s:
-            assert await tasks.reveal_number(s, ctx, task.id, "sup") == NUMBER
+            assert await tasks.reveal_number(s, ctx, task.id, "sup", reason="人工回访") == NUMBER
             await tasks.record_manual(
                 s, ctx, task.id, reached=True, by="王主任", note="午休后接通",
                 answer=Answer(Level.SATISFIED, resolved=False), now=NOW + dt.timedelta(hours=2))

@@ -82,9 +82,15 @@ async def test_rule5_manual_list_reveal_and_manual_result(
         ("GD-MAN-1", "138****8000", "max_attempts")]
     assert NUMBER not in str(items)
     tid = items[0]["task_id"]
-    number = await (await client.get(f"/api/v1/callbacks/tasks/{tid}/number",
+    # issue 10: a reveal needs a reason, and is audited with it (never with the number)
+    resp = await client.get(f"/api/v1/callbacks/tasks/{tid}/number", headers=auth)
+    assert resp.status == 422
+    number = await (await client.get(f"/api/v1/callbacks/tasks/{tid}/number?reason=人工回访",
                                      headers=auth)).json()
     assert number == {"task_id": tid, "number": NUMBER}
+    audit = await (await client.get("/api/v1/audit?action=number.reveal", headers=auth)).json()
+    assert [(a["subject_id"], a["details"]["reason"]) for a in audit] == [(str(tid), "人工回访")]
+    assert NUMBER not in str(audit)
     url = f"/api/v1/callbacks/tasks/{tid}/manual-result"
     resp = await client.post(url, headers=auth, json={"reached": False, "resolved": True})
     assert resp.status == 422
@@ -93,6 +99,9 @@ async def test_rule5_manual_list_reveal_and_manual_result(
         "note": "市民表示仍未解决"})
     assert resp.status == 200
     assert (await resp.json())["status"] == "manual_done"
+    audit = await (await client.get("/api/v1/audit?action=callback.manual_result",
+                                    headers=auth)).json()
+    assert [(a["details"]["level"], a["details"]["resolved"]) for a in audit] == [(4, False)]
     resp = await client.post(url, headers=auth, json={"reached": True})
     assert resp.status == 409
     resp = await client.post("/api/v1/callbacks/tasks/999999/manual-result", headers=auth,

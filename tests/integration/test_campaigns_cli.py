@@ -87,7 +87,8 @@ def test_supervisor_runs_a_campaign_from_the_cli(
     tid = asyncio.run(make_unreachable())
     rc, out, _ = hotline(capsys, "callback", "manual-list")
     assert f"task {tid}" in out and "138****8000" in out and NUMBER not in out
-    rc, out, _ = hotline(capsys, "callback", "reveal", str(tid), "--by", "王主任")
+    rc, out, _ = hotline(capsys, "callback", "reveal", str(tid), "--by", "王主任",
+                         "--reason", "人工回访")
     assert out.strip() == NUMBER
     rc, _, err = hotline(capsys, "callback", "record-manual", str(tid), "--not-reached",
                          "--level", "2", "--by", "王主任")

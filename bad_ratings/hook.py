@@ -1,0 +1,35 @@
+"""Installs the 差评 loop on the rating write path: every rating saved through
+``storage.ratings.save_rating`` with a session of this database opens or joins its 差评 item in
+the same transaction (``storage.ratings.AFTER_SAVE``); every case 回访 answer is stored on the
+item awaiting its 回访 after 整改 (``callback_scheduler.results.AFTER_FOLLOWUP``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bad_ratings import followup
+from bad_ratings.deadlines import Policy
+from bad_ratings.service import on_rating_saved, policy_from
+from callback_scheduler.results import AFTER_FOLLOWUP
+from hotline.clock import utcnow
+from storage.db import Database
+from storage.models import Case, Rating
+from storage.ratings import AFTER_SAVE
+
+
+def install(db: Database, settings: Any, calendar: Any) -> Policy:
+    policy = policy_from(settings, calendar)
+
+    async def after_save(session: AsyncSession, rating: Rating) -> None:
+        await on_rating_saved(session, rating, policy=policy, now=utcnow())
+
+    async def after_followup(
+        session: AsyncSession, case: Case, rating: Rating, resolved: bool | None
+    ) -> None:
+        await followup.on_answer(session, case, rating, resolved, policy=policy, now=utcnow())
+
+    db.info[AFTER_SAVE] = after_save
+    db.info[AFTER_FOLLOWUP] = after_followup
+    return policy
