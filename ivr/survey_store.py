@@ -153,7 +153,11 @@ class SurveyStore:
                     rated_at=self.rated_at,
                 ),
                 hold_until=None if action.final else now + self._hold,
-                rectification_due=self.ctx.rectification_due(self.rated_at),
+                # only a 差评 has a 整改 deadline; the working-day count is the costliest
+                # step of a save (profile, issue 13), so a good rating skips it
+                rectification_due=(
+                    self.ctx.rectification_due(self.rated_at) if action.level.is_bad else None
+                ),
             )
             if action.final:
                 await release_rating(s, rating.id)
