@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +34,9 @@ class Delivered:
 @dataclass(frozen=True)
 class Retry:
     error: str
-    retry_after: float | None = None  # seconds the receiver asked us to wait
+    retry_after: float | None = None  # seconds the receiver asked us to wait (clamped)
+    #: where a 3xx pointed; never followed (a signed body must not go elsewhere)
+    redirect: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,54 +69,97 @@ def _reason(status: int, body: str, cfg: ResponseConfig) -> str:
     return redact(f"HTTP {status}: {text}" if text else f"HTTP {status}")
 
 
-def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """``Retry-After`` as delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
+def retry_after_seconds(
+    value: str | None, now: dt.datetime | None = None, cap: float | None = None
+) -> float | None:
+    """``Retry-After`` as delta-seconds or an HTTP date (RFC 9110 10.2.3), at most ``cap``:
+    a receiver's word is obeyed only within our own longest backoff (issue 8, defect 1: a
+    12-digit value overflowed ``timedelta``, a huge one paused every send for days)."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        # compared as text length first: int() of a 10,000-digit header is slow for nothing
+        seconds = float("inf") if len(value) > 12 else float(int(value))
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = max(0.0, (when - (now or utcnow())).total_seconds())
+    return seconds if cap is None else min(seconds, cap)
+
+
+def _is_duplicate(status: int, code: str | None, message: str, cfg: ResponseConfig) -> bool:
+    """The receiver says it already has this record (a resend whose first answer we missed):
+    that is an acknowledgement (issue 8, defect 14), as the profile declares it."""
+    if status in cfg.duplicate_statuses:
+        return True
+    if code is not None and code in cfg.duplicate_codes:
+        return True
+    return bool(message) and any(m in message for m in cfg.duplicate_messages)
+
+
+def _code_and_message(body: str, cfg: ResponseConfig) -> tuple[str | None, str, bool]:
+    """(code, message, readable) from a JSON answer, by the profile's dotted paths."""
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - (now or utcnow())).total_seconds())
+        data = json.loads(body)
+    except ValueError:
+        return None, "", False
+    code = _dig(data, cfg.code_field) if cfg.code_field else None
+    message = _dig(data, cfg.message_field) if cfg.message_field else None
+    return (
+        None if code is None else str(code),
+        "" if message is None else str(message),
+        True,
+    )
 
 
 def classify(
-    status: int, headers: Mapping[str, str], body: str, cfg: ResponseConfig
+    status: int,
+    headers: Mapping[str, str],
+    body: str,
+    cfg: ResponseConfig,
+    retry_after_cap: float | None = None,
 ) -> Outcome:
-    if status in cfg.duplicate_statuses:
+    code, message, readable = _code_and_message(body, cfg)
+    if _is_duplicate(status, code, message, cfg):
         return Delivered()
     if 200 <= status < 300:
         if not cfg.code_field:
             return Delivered()
-        try:
-            code = _dig(json.loads(body), cfg.code_field)
-        except ValueError:
+        if not readable:
             # no readable code: not an acknowledgement, but nothing says the record is bad
             return Retry(_reason(status, "answer without a readable code: " + body, cfg))
-        code = "" if code is None else str(code)
+        code = code or ""
         if code in cfg.ok_codes:
             return Delivered()
         if code in cfg.retry_codes:
             return Retry(_reason(status, body, cfg))
         return Dead(_reason(status, body, cfg) + f" (code {code})")
-    retry_after = retry_after_seconds(headers.get("Retry-After"))
+    if 300 <= status < 400:
+        # never followed (issue 8, defect 2): a 301/302 would turn into a body-less GET whose
+        # 200 is no acknowledgement, a 307/308 would re-post the signed record, which may
+        # carry the evaluator's identity, to any host. A failure: someone must fix the setting.
+        return Retry(_reason(status, "", cfg), redirect=redact(headers.get("Location", "")) or None)
+    retry_after = retry_after_seconds(headers.get("Retry-After"), cap=retry_after_cap)
     if status in (408, 429) or status >= 500:
         return Retry(_reason(status, body, cfg), retry_after)
     if 400 <= status < 500:
         return Dead(_reason(status, body, cfg))
-    # 1xx/3xx: redirects are not followed for a signed POST; try later, someone must look
-    return Retry(_reason(status, body, cfg))
+    return Retry(_reason(status, body, cfg))  # 1xx: not an answer at all
 
 
 def backoff(failures: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Delay before the next attempt after ``failures`` consecutive failures: exponential,
     capped, with "equal jitter" (half fixed, half random) so that records failing together
-    do not come back together."""
+    do not come back together. The exponent is bounded before it is used: ``2**1024`` as a
+    float overflowed after ~1,025 failures, a long holiday's outage (issue 8, defect 1)."""
     rng = rng or random.Random()
-    delay = min(cap, base * 2 ** max(0, failures - 1))
+    # the smallest n with base * 2**n >= cap; beyond it the cap holds anyway
+    limit = 0 if base >= cap else math.ceil(math.log2(cap / base))
+    exponent = min(max(0, failures - 1), limit)
+    delay = min(cap, base * 2.0**exponent)
     return delay / 2 + rng.uniform(0, delay / 2)

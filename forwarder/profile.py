@@ -100,8 +100,14 @@ class ResponseConfig(_Strict):
     ok_codes: list[str] = Field(default_factory=lambda: ["0", "200"])
     retry_codes: list[str] = Field(default_factory=list)  # "busy, try later" answers
     message_field: str = "msg"  # dotted path of the receiver's reason
-    #: statuses meaning "I already have this record" (counted as delivered)
+    # "I already have this record" answers, counted as delivered (issue 8, defect 14): a
+    # resend after a lost acknowledgement must not be dead-lettered, or it blocks its case
+    #: HTTP statuses (409 Conflict is the usual one)
     duplicate_statuses: list[int] = Field(default_factory=list)
+    #: values of ``code_field``
+    duplicate_codes: list[str] = Field(default_factory=list)
+    #: texts that, found in the ``message_field`` of any answer, mean a duplicate ("重复")
+    duplicate_messages: list[str] = Field(default_factory=list)
 
 
 class InvalidationConfig(_Strict):

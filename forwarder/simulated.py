@@ -43,6 +43,7 @@ class Arrival:
     record: dict[str, Any]
     nth: int  # 1 for the first request with this key
     headers: dict[str, str]
+    request: web.Request | None = None  # to misbehave at the connection level (a reset)
 
 
 #: a receiver's behaviour: return a response (or None for "200, stored")
@@ -68,6 +69,8 @@ class Receiver:
     bad: list[str] = field(default_factory=list)  # signature or envelope problems
     headers_seen: list[dict[str, str]] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
+    #: requests that reached /elsewhere (where a redirect points): must stay empty
+    strays: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.sender_private, self.sender_public = sm2.generate_keypair()
@@ -86,6 +89,7 @@ class Receiver:
             app = web.Application()
             app.router.add_post("/push", self._handle)
             app.router.add_post("/push/invalidate", self._handle)
+            app.router.add_route("*", "/elsewhere", self._stray)
             self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
             await self._runner.setup()
         if not self.port:
@@ -139,6 +143,14 @@ class Receiver:
                 os.environ.pop(key)
         return load_settings(Path(os.devnull), data_dir=tmp_path / "data", **values)
 
+    @property
+    def elsewhere(self) -> str:
+        return f"http://127.0.0.1:{self.port}/elsewhere"
+
+    async def _stray(self, request: web.Request) -> web.StreamResponse:
+        self.strays.append(f"{request.method} {request.path}")
+        return web.json_response({"code": "0", "msg": "ok"})
+
     # ----------------------------------------------------------------- checks
     def _unwrap(self, request_headers: dict[str, str], body: bytes) -> dict[str, Any] | str:
         if self.transport == "json_hmac":
@@ -191,12 +203,15 @@ class Receiver:
         self.inflight[key] += 1
         started = time.monotonic()
         try:
-            arrival = Arrival(key=key, record=record, nth=self.requests[key], headers=headers)
+            arrival = Arrival(key=key, record=record, nth=self.requests[key], headers=headers,
+                              request=request)
             response = await self.behaviour(arrival) if self.behaviour else None
             if response is None:
                 self.stored.setdefault(key, record)  # idempotent: a repeat changes nothing
                 response = web.json_response({"code": "0", "msg": "ok"})
-            if 200 <= response.status < 300 and time.monotonic() - started < self.client_timeout:
+            # 409 is the shipped profiles' "already have it": an acknowledgement too
+            answered = 200 <= response.status < 300 or response.status == 409
+            if answered and time.monotonic() - started < self.client_timeout:
                 self.acked[key] += 1
             return response
         finally:

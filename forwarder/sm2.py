@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from gmssl import sm2, sm3
+
+from . import sm2_curve
 
 _TABLE = sm2.default_ecc_table
 _N = int(_TABLE["n"], 16)
@@ -112,12 +116,17 @@ class CipherFormat:
 
 def sign(data: bytes, private_key: str, fmt: SignatureFormat = SignatureFormat()) -> str:
     private_key = _check_private(private_key)
-    crypt = _crypt(private_key, public_key_of(private_key), asn1=fmt.der)
+    crypt = _crypt(private_key, _public_key_cached(private_key), asn1=fmt.der)
     for _ in range(8):  # sign() gives None for the rare unusable k; draw again
         signature = crypt.sign_with_sm3(data, _scalar())
         if signature:
             return _encode(bytes.fromhex(signature), fmt.encoding)
     raise Sm2Error("could not sign")  # pragma: no cover - probability ~2^-250
+
+
+@lru_cache(maxsize=8)
+def _public_key_cached(private_key: str) -> str:
+    return public_key_of(private_key)
 
 
 def verify(
@@ -130,22 +139,47 @@ def verify(
         return False
 
 
+def _sm3(data: bytes) -> bytes:
+    return hashlib.new("sm3", data).digest()
+
+
+def _kdf(z: bytes, length: int) -> bytes:
+    """GB/T 32918.4 KDF on SM3: SM3(z || ct) for ct = 1, 2, … (32-bit big-endian)."""
+    out = b"".join(_sm3(z + ct.to_bytes(4, "big")) for ct in range(1, -(-length // 32) + 1))
+    return out[:length]
+
+
+@lru_cache(maxsize=8)
+def _receiver_point(public_key: str) -> sm2_curve.Affine:
+    key = normalise_public_key(public_key)
+    point = (int(key[:_COORD], 16), int(key[_COORD:], 16))
+    if not sm2_curve.on_curve(point):
+        raise Sm2Error("the SM2 public key is not a point on the curve")
+    return point
+
+
 def encrypt(plain: bytes, public_key: str, fmt: CipherFormat = CipherFormat()) -> str:
+    """SM2 public-key encryption (GB/T 32918.4). The point arithmetic is ours
+    (forwarder.sm2_curve, tables for G and the receiver's key), SM3 is OpenSSL's."""
     if not plain:
         raise Sm2Error("nothing to encrypt")
-    crypt = _crypt("", normalise_public_key(public_key))
-    msg = plain.hex()
+    receiver = _receiver_point(public_key)
     for _ in range(8):
         k = int(_scalar(), 16)
-        c1 = crypt._kg(k, _TABLE["g"])
-        xy = crypt._kg(k, crypt.public_key)
-        t = sm3.sm3_kdf(xy.encode("utf8"), len(plain))
-        if int(t, 16) == 0:  # the KDF gave all zeros: choose another k (standard, step A5)
+        c1 = sm2_curve.multiply(k, sm2_curve.G)
+        shared = sm2_curve.multiply(k, receiver)
+        if c1 is None or shared is None:  # pragma: no cover - k·Q at infinity, ~2^-256
             continue
-        c2 = format(int(msg, 16) ^ int(t, 16), f"0{len(msg)}x")
-        c3 = sm3.sm3_hash(list(bytes.fromhex(xy[:_COORD] + msg + xy[_COORD:])))
-        body = c1 + (c3 + c2 if fmt.mode == "C1C3C2" else c2 + c3)
-        raw = bytes.fromhex(("04" if fmt.c1_prefix else "") + body)
+        x2 = shared[0].to_bytes(32, "big")
+        y2 = shared[1].to_bytes(32, "big")
+        t = _kdf(x2 + y2, len(plain))
+        if not any(t):  # the KDF gave all zeros: choose another k (standard, step A5)
+            continue
+        c2 = bytes(a ^ b for a, b in zip(plain, t, strict=True))
+        c3 = _sm3(x2 + plain + y2)
+        c1_bytes = c1[0].to_bytes(32, "big") + c1[1].to_bytes(32, "big")
+        body = c1_bytes + (c3 + c2 if fmt.mode == "C1C3C2" else c2 + c3)
+        raw = (b"\x04" if fmt.c1_prefix else b"") + body
         return _encode(raw, fmt.encoding)
     raise Sm2Error("could not encrypt")  # pragma: no cover
 

@@ -8,8 +8,10 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from hotline.settings import Settings
@@ -98,6 +100,13 @@ def envelope_sign_input(ts: str, app_mark: str, app_word: str) -> bytes:
     return (ts + app_mark + app_word).encode("utf-8")
 
 
+@lru_cache(maxsize=4)
+def _envelope_signature(
+    ts: str, app_mark: str, app_word: str, private_key: str, fmt: sm2.SignatureFormat
+) -> str:
+    return sm2.sign(envelope_sign_input(ts, app_mark, app_word), private_key, fmt)
+
+
 def build(
     record: dict[str, Any], key: str, profile: Profile, secrets: Secrets, now: float | None = None
 ) -> Request:
@@ -115,13 +124,15 @@ def build(
             headers[cfg.app_id_header] = secrets.app_mark
         return Request(body=body, headers=headers)
     names = cfg.envelope_fields
+    # the signature covers time + appMark + appWord only, not the record: one signature
+    # serves every envelope of the same time. The time is therefore whole seconds (at most
+    # a second old), and SM2 signing (gmssl, milliseconds) happens about once a second.
+    ts = timestamp(cfg, math.floor(time.time() if now is None else now))
     envelope = {
         names["app_mark"]: secrets.app_mark,
         names["time"]: ts,
-        names["sign"]: sm2.sign(
-            envelope_sign_input(ts, secrets.app_mark, secrets.app_word),
-            secrets.sm2_private_key,
-            _sign_format(cfg),
+        names["sign"]: _envelope_signature(
+            ts, secrets.app_mark, secrets.app_word, secrets.sm2_private_key, _sign_format(cfg)
         ),
         names["params"]: sm2.encrypt(
             dumps(record), secrets.sm2_receiver_public_key, _cipher_format(cfg)

@@ -14,14 +14,21 @@ Guarantees, and where they come from:
 * per case in order: storage.outbox only offers an entry when all earlier entries of its
   ``project_no`` are delivered;
 * repeats happen only for records whose acknowledgement we did not get (timeout, crash between
-  the answer and the database update); the idempotency key lets the receiver drop them.
+  the answer and the database update); the idempotency key lets the receiver drop them;
+* a failing endpoint is backed off as one (forwarder.breaker): one line per state change, one
+  probe at a time, never every due record at once;
+* the worker does not die (issue 8, defect 1): a batch that fails in an unexpected way is
+  logged and the loop goes on after a backoff; its entries come back when their lease ends.
+
+Leases are timed on this process's monotonic clock from the moment the claim was asked for
+(before the database set it), so they end here no later than in the database, whatever the
+host's wall clock says; the database's own clock sets and compares them there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import os
 import random
@@ -29,17 +36,19 @@ import secrets as pysecrets
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 from sqlalchemy.exc import SQLAlchemyError
 
-from hotline.clock import utcnow
 from hotline.logs import redact
 from service.context import AppContext
 from storage import outbox
-from storage.models import OutboxEntry
+from storage.models import OutboxEntry, OutboxStatus
 
 from . import lookup, transport
+from .breaker import Breaker, Change, State
 from .outcome import Dead, Delivered, Outcome, Retry, backoff, classify
 from .profile import Profile, ProfileError
 from .profile import load as load_profile
@@ -49,6 +58,8 @@ log = logging.getLogger("hotline.forwarder")
 
 #: a send starts only if the lease outlasts the request by this much
 LEASE_MARGIN = 1.0
+#: batches worked on at once by one forwarder
+LANES = 2
 
 
 def worker_name() -> str:
@@ -56,20 +67,28 @@ def worker_name() -> str:
     return f"{host}:{os.getpid()}:{pysecrets.token_hex(3)}"
 
 
+def endpoint_of(url: str) -> str:
+    """What a breaker is kept per: scheme, host and port (paths of one server share it)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 class _Lease:
-    """The entries this forwarder holds and until when (renewed by a heartbeat)."""
+    """The entries this forwarder holds and until when (loop time; renewed by a heartbeat)."""
 
-    def __init__(self, entries: Iterable[OutboxEntry]) -> None:
-        entries = list(entries)
+    def __init__(self, entries: Iterable[OutboxEntry], deadline: float) -> None:
         self.held = {e.id for e in entries}
-        self.deadline = min(
-            (e.claimed_until for e in entries if e.claimed_until), default=utcnow()
-        )
+        self.deadline = deadline
 
-    def allows(self, entry_id: int, seconds: float) -> bool:
-        return entry_id in self.held and (
-            utcnow() + dt.timedelta(seconds=seconds + LEASE_MARGIN) < self.deadline
-        )
+    def allows(self, entry_id: int, seconds: float, now: float) -> bool:
+        return entry_id in self.held and now + seconds + LEASE_MARGIN < self.deadline
+
+
+@dataclass(frozen=True)
+class _Result:
+    entry: OutboxEntry
+    key: str
+    outcome: Outcome
 
 
 class Forwarder:
@@ -88,8 +107,12 @@ class Forwarder:
         self.secrets = secrets
         self.name = name or worker_name()
         self.rng = rng or random.Random()
-        self._pause_until = 0.0  # loop time before which nothing is sent (429 Retry-After)
+        self._breakers: dict[str, Breaker] = {}
+        self._redirects_logged: set[str] = set()
         self._http: aiohttp.ClientSession | None = None
+        # requests in flight, across lanes: never more than the connection pool holds, or a
+        # request would spend its timeout waiting for a connection
+        self._gate = asyncio.Semaphore(ctx.settings.forwarder_concurrency)
 
     @classmethod
     def from_context(cls, ctx: AppContext, **kwargs: object) -> Forwarder:
@@ -109,6 +132,17 @@ class Forwarder:
             )
         return cls(ctx, profile, secrets, **kwargs)  # type: ignore[arg-type]
 
+    def breaker(self, url: str) -> Breaker:
+        endpoint = endpoint_of(url)
+        found = self._breakers.get(endpoint)
+        if found is None:
+            s = self.settings
+            found = self._breakers[endpoint] = Breaker(
+                s.forwarder_breaker_failures, s.forwarder_backoff_base, s.forwarder_backoff_max,
+                self.rng,
+            )
+        return found
+
     # ------------------------------------------------------------------ the loop
     async def run(self, stopping: asyncio.Event) -> None:
         log.info("forwarder started", extra={
@@ -116,25 +150,52 @@ class Forwarder:
             "transport": self.profile.transport.kind,
         })
         async with self._session():
-            while not stopping.is_set():
-                try:
-                    sent = await self.run_once(stopping)
-                except (SQLAlchemyError, OSError) as exc:
-                    log.warning("outbox unavailable, retrying",
-                                extra={"error": redact(str(exc))[:300]})
-                    sent = 0
-                if sent == 0:
-                    await _sleep(stopping, self.settings.forwarder_poll_interval)
+            # two lanes: one claims and records in the database while the other's requests
+            # are on the wire. Claims are atomic, so no entry is in both lanes, and an entry
+            # in flight in one lane holds back its case's later entries in the other.
+            await asyncio.gather(*(self._lane(stopping) for _ in range(LANES)))
         log.info("forwarder stopped", extra={"worker": self.name})
+
+    async def _lane(self, stopping: asyncio.Event) -> None:
+        settings = self.settings
+        errors = 0  # batches in a row that failed
+        while not stopping.is_set():
+            try:
+                sent = await self.run_once(stopping)
+                errors = 0
+            except (SQLAlchemyError, OSError) as exc:
+                errors += 1
+                log.warning("outbox unavailable, retrying",
+                            extra={"error": redact(str(exc))[:300], "failures": errors})
+                sent = 0
+            except Exception:
+                # a bug or the unforeseen: never the end of the worker (nor of `hotline
+                # serve`); the batch's entries come back when their lease runs out
+                errors += 1
+                log.exception("forwarder batch failed; going on after a pause",
+                              extra={"failures": errors})
+                sent = 0
+            if errors:
+                await _sleep(stopping, backoff(
+                    errors, settings.forwarder_poll_interval, settings.forwarder_backoff_max,
+                    self.rng,
+                ))
+            elif sent == 0:
+                await _sleep(stopping, settings.forwarder_poll_interval)
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[aiohttp.ClientSession]:
         ssl_ctx: ssl.SSLContext | bool = True
         if self.settings.forwarder_ca_file is not None:
             ssl_ctx = ssl.create_default_context(cafile=str(self.settings.forwarder_ca_file))
-        connector = aiohttp.TCPConnector(limit=self.settings.forwarder_concurrency, ssl=ssl_ctx)
+        # one session, one pool of kept-alive connections for the worker's whole life
+        connector = aiohttp.TCPConnector(
+            limit=self.settings.forwarder_concurrency, ssl=ssl_ctx, keepalive_timeout=30
+        )
         timeout = aiohttp.ClientTimeout(total=self.settings.forwarder_request_timeout)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=True
+        ) as http:
             self._http = http
             try:
                 yield http
@@ -145,47 +206,54 @@ class Forwarder:
         """Claim one batch and work it off; returns how many entries were claimed."""
         stopping = stopping or asyncio.Event()
         loop = asyncio.get_running_loop()
-        pause = self._pause_until - loop.time()
+        settings = self.settings
+        main = self.breaker(settings.forwarder_endpoint)
+        pause = main.wait(loop.time())
         if pause > 0:
             await _sleep(stopping, pause)
             if stopping.is_set():
                 return 0
-        settings = self.settings
+        # while the endpoint is failing, one record goes as the probe: claim no more
+        limit = settings.forwarder_batch_size if main.state == State.CLOSED else 1
+        asked = loop.time()
         batch = await outbox.claim(
-            self.ctx.db, self.name, settings.forwarder_batch_size, settings.forwarder_lease_seconds
+            self.ctx.db, self.name, limit, settings.forwarder_lease_seconds
         )
         if not batch:
             return 0
-        lease = _Lease(batch)
+        lease = _Lease(batch, asked + settings.forwarder_lease_seconds)
         heartbeat = asyncio.create_task(self._heartbeat(lease))
         unsent: list[int] = []
+        results: list[_Result] = []
         try:
             extras = await lookup.extras(
                 self.ctx.db, self.ctx.vault, (e.payload for e in batch),
                 with_identity=self.profile.needs_evaluator,
             )
-            gate = asyncio.Semaphore(settings.forwarder_concurrency)
+            gate = self._gate
 
             async def one(entry: OutboxEntry) -> None:
                 async with gate:
-                    if stopping.is_set() or loop.time() < self._pause_until:
-                        unsent.append(entry.id)
-                        return
-                    extra = extras.get(entry.payload["rating_id"], Extra())
                     try:
-                        sent = await self._deliver(entry, extra, lease)
-                    except (SQLAlchemyError, OSError) as exc:
-                        log.error("outbox unavailable mid-batch; the lease will run out",
-                                  extra={"outbox_id": entry.id, "error": redact(str(exc))[:300]})
+                        result = await self._deliver(
+                            entry, extras.get(entry.payload["rating_id"], Extra()), lease,
+                            stopping,
+                        )
+                    except Exception:  # one record's bug must not sink the batch
+                        log.exception("cannot send the record; its lease will run out",
+                                      extra={"outbox_id": entry.id})
                         return
-                    if not sent:
+                    if result is None:
                         unsent.append(entry.id)
+                    else:
+                        results.append(result)
 
             await asyncio.gather(*(one(e) for e in batch))
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+        await self._record(results)
         if unsent:
             # never sent: back to pending without counting an attempt
             await outbox.release(self.ctx.db, self.name, unsent)
@@ -193,13 +261,16 @@ class Forwarder:
 
     async def _heartbeat(self, lease: _Lease) -> None:
         every = self.settings.forwarder_lease_seconds / 3
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(every)
+            asked = loop.time()
             try:
-                lease.held, lease.deadline = await outbox.renew(
+                lease.held, _ = await outbox.renew(
                     self.ctx.db, self.name, sorted(lease.held),
                     self.settings.forwarder_lease_seconds,
                 )
+                lease.deadline = asked + self.settings.forwarder_lease_seconds
             except (SQLAlchemyError, OSError) as exc:
                 # the deadline stays where it was: sends stop before it passes
                 log.warning("lease renewal failed", extra={"error": redact(str(exc))[:300]})
@@ -210,29 +281,66 @@ class Forwarder:
         path = self.profile.invalidation.path if event != "rating" else ""
         return endpoint.rstrip("/") + path if path else endpoint
 
-    async def _deliver(self, entry: OutboxEntry, extra: Extra, lease: _Lease) -> bool:
-        """Send one entry and record the outcome; False if it was not sent (lease too short,
-        so it is given back untouched)."""
+    async def _deliver(
+        self, entry: OutboxEntry, extra: Extra, lease: _Lease, stopping: asyncio.Event
+    ) -> _Result | None:
+        """Send one entry; its result, or None if it was not sent (a stop, the breaker, or a
+        lease too short: it is given back untouched)."""
+        loop = asyncio.get_running_loop()
+        timeout = self.settings.forwarder_request_timeout
+        if stopping.is_set() or not lease.allows(entry.id, timeout, loop.time()):
+            return None
         payload = entry.payload
         event = payload.get("event", entry.event)
         key = idempotency_key(payload, self.profile)
         if event != "rating" and self.profile.invalidation.mode == "skip":
-            await outbox.mark_delivered(self.ctx.db, entry.id, self.name)
             log.info("not pushed: the profile skips this event",
                      extra={"outbox_id": entry.id, "key": key, "event": event})
-            return True
+            return _Result(entry, key, Delivered())
+        url = self.url_for(event)
+        breaker = self.breaker(url)
+        if breaker.wait(loop.time()) > 0:
+            return None  # the endpoint is failing: not even the cost of building
         try:
-            url, request = await self.prepare(entry, extra)
+            _, request = await self.prepare(entry, extra)
         except Exception as exc:  # a bug or a bad profile value: nothing a retry can fix
             log.exception("cannot build the record", extra={"outbox_id": entry.id, "key": key})
-            await self._record(entry, key, Dead(redact(f"cannot build the record: {exc}")[:500]))
-            return True
+            return _Result(entry, key, Dead(redact(f"cannot build the record: {exc}")[:500]))
         # checked after building (SM2 takes a while): the lease must outlast the request,
         # or another forwarder could take the entry over while it is still on the wire
-        if not lease.allows(entry.id, self.settings.forwarder_request_timeout):
-            return False
-        await self._record(entry, key, await self.post(url, request))
-        return True
+        if stopping.is_set() or not lease.allows(entry.id, timeout, loop.time()):
+            return None
+        if not breaker.allows(loop.time()):
+            return None
+        outcome = await self.post(url, request)
+        self._observe(url, breaker, outcome)
+        return _Result(entry, key, outcome)
+
+    def _observe(self, url: str, breaker: Breaker, outcome: Outcome) -> None:
+        """Tell the endpoint's breaker; log its state changes (one line each) and a redirect
+        (once per place it points to)."""
+        now = asyncio.get_running_loop().time()
+        change: Change | None
+        if isinstance(outcome, Retry):
+            change = breaker.failure(now, outcome.retry_after)
+            if outcome.redirect is not None and outcome.redirect not in self._redirects_logged:
+                self._redirects_logged.add(outcome.redirect)
+                log.error("the endpoint answers with a redirect, which is never followed: "
+                          "check forwarder_endpoint",
+                          extra={"endpoint": endpoint_of(url), "error": outcome.error,
+                                 "location": outcome.redirect})
+        else:
+            change = breaker.success(now)  # a refusal (dead) is an answer too
+        if change is None:
+            return
+        if change.state == State.OPEN:
+            log.warning("endpoint failing: sends paused, then one probe",
+                        extra={"endpoint": endpoint_of(url), "failures": change.failures,
+                               "error": getattr(outcome, "error", ""),
+                               "pause_seconds": round(change.pause, 3)})
+        else:
+            log.info("endpoint answers again: sending resumed",
+                     extra={"endpoint": endpoint_of(url)})
 
     async def prepare(self, entry: OutboxEntry, extra: Extra) -> tuple[str, transport.Request]:
         """The URL and the signed request for one entry."""
@@ -242,7 +350,7 @@ class Forwarder:
             fallback_reason=self.settings.bad_rating_fallback_reason,
         )
         key = idempotency_key(payload, self.profile)
-        if self.profile.transport.kind == "sm2_envelope":  # pure-Python SM2: off the loop
+        if self.profile.transport.kind == "sm2_envelope":  # SM2 point arithmetic: off the loop
             request = await asyncio.to_thread(
                 transport.build, record, key, self.profile, self.secrets
             )
@@ -251,55 +359,72 @@ class Forwarder:
         return self.url_for(payload.get("event", entry.event)), request
 
     async def post(self, url: str, request: transport.Request) -> Outcome:
-        """POST one request; what the answer means."""
+        """POST one request; what the answer means. Redirects are never followed."""
         assert self._http is not None, "post() outside run()/run_once()"
         try:
-            async with self._http.post(url, data=request.body, headers=request.headers) as resp:
+            async with self._http.post(
+                url, data=request.body, headers=request.headers, allow_redirects=False
+            ) as resp:
                 body = await resp.text(errors="replace")
-                return classify(resp.status, resp.headers, body, self.profile.response)
+                return classify(
+                    resp.status, resp.headers, body, self.profile.response,
+                    retry_after_cap=self.settings.forwarder_backoff_max,
+                )
         except TimeoutError:
             return Retry(f"no answer within {self.settings.forwarder_request_timeout:g} s")
         except aiohttp.ClientError as exc:
             return Retry(redact(f"{type(exc).__name__}: {exc}"))
 
-    async def _record(self, entry: OutboxEntry, key: str, outcome: Outcome) -> None:
-        db, attempts = self.ctx.db, entry.attempts + 1
-        fields = {"outbox_id": entry.id, "key": key, "attempts": attempts}
-        try:
-            if isinstance(outcome, Delivered):
-                kept = await outbox.mark_delivered(db, entry.id, self.name)
-                log.info("delivered", extra=fields)
-            elif isinstance(outcome, Dead):
-                kept = await outbox.mark_dead(db, entry.id, self.name, outcome.reason)
-                log.warning("refused by the receiver: dead-lettered",
-                            extra={**fields, "reason": outcome.reason})
-            else:
-                kept = await self._retry(entry, outcome, fields)
-        except (SQLAlchemyError, OSError) as exc:
-            # the lease runs out and the record is sent again: a repeat, never a loss
-            log.error("cannot record the outcome",
-                      extra={**fields, "error": redact(str(exc))[:300]})
+    async def _record(self, results: list[_Result]) -> None:
+        """Every outcome of the batch in one transaction."""
+        if not results:
             return
-        if not kept:
-            log.warning("lease lost before the outcome was recorded", extra=fields)
-
-    async def _retry(self, entry: OutboxEntry, outcome: Retry, fields: dict[str, object]) -> bool:
         settings = self.settings
-        delay = backoff(
-            entry.attempts + 1, settings.forwarder_backoff_base, settings.forwarder_backoff_max,
-            self.rng,
-        )
-        if outcome.retry_after is not None:
-            # the receiver said when: that wins over our own schedule, and holds every send
-            delay = outcome.retry_after
-            loop = asyncio.get_running_loop()
-            self._pause_until = max(self._pause_until, loop.time() + delay)
-        log.warning("not delivered, will retry",
-                    extra={**fields, "error": outcome.error, "retry_in_seconds": round(delay, 3)})
-        return await outbox.mark_retry(
-            self.ctx.db, entry.id, self.name, outcome.error,
-            utcnow() + dt.timedelta(seconds=delay),
-        )
+        finished: list[outbox.Finished] = []
+        for r in results:
+            attempts = r.entry.attempts + 1
+            fields = {"outbox_id": r.entry.id, "key": r.key, "attempts": attempts}
+            if isinstance(r.outcome, Delivered):
+                finished.append(outbox.Finished(r.entry.id, OutboxStatus.DELIVERED))
+                log.debug("delivered", extra=fields)
+            elif isinstance(r.outcome, Dead):
+                finished.append(outbox.Finished(r.entry.id, OutboxStatus.DEAD, r.outcome.reason))
+                log.warning("refused by the receiver: dead-lettered",
+                            extra={**fields, "reason": r.outcome.reason})
+            else:
+                delay = backoff(attempts, settings.forwarder_backoff_base,
+                                settings.forwarder_backoff_max, self.rng)
+                if r.outcome.retry_after is not None:  # the receiver said when (clamped)
+                    delay = max(delay, r.outcome.retry_after)
+                finished.append(outbox.Finished(
+                    r.entry.id, OutboxStatus.PENDING, r.outcome.error, delay
+                ))
+                # one line per attempt only at DEBUG: the breaker logs the endpoint's state
+                log.debug("not delivered, will retry",
+                          extra={**fields, "error": r.outcome.error,
+                                 "retry_in_seconds": round(delay, 3)})
+        try:
+            kept = await outbox.finish_many(self.ctx.db, self.name, finished)
+        except (SQLAlchemyError, OSError) as exc:
+            # the leases run out and the records are sent again: a repeat, never a loss
+            log.error("cannot record the outcomes", extra={
+                "entries": len(finished), "error": redact(str(exc))[:300],
+            })
+            return
+        tally = {status: 0 for status in (OutboxStatus.DELIVERED, OutboxStatus.PENDING,
+                                          OutboxStatus.DEAD)}
+        for f in finished:
+            if f.entry_id in kept:
+                tally[f.status] += 1
+        # one line per batch, not per record: at thousands a second the log would be the load
+        log.info("batch sent", extra={
+            "delivered": tally[OutboxStatus.DELIVERED], "retry": tally[OutboxStatus.PENDING],
+            "dead": tally[OutboxStatus.DEAD],
+        })
+        lost = [f.entry_id for f in finished if f.entry_id not in kept]
+        if lost:
+            log.warning("lease lost before the outcome was recorded",
+                        extra={"outbox_ids": lost[:20], "entries": len(lost)})
 
 
 async def _sleep(stopping: asyncio.Event, seconds: float) -> None:

@@ -71,7 +71,17 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+def resolve_format(fmt: str, stream: Any = None) -> str:
+    """``auto``: readable lines for a person at a terminal, JSON for a log collector."""
+    if fmt != "auto":
+        return fmt
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return "text" if isatty is not None and isatty() else "json"
+
+
 def configure(level: str = "INFO", fmt: str = "json") -> None:
+    fmt = resolve_format(fmt)
     handler = StderrHandler()
     handler.setFormatter(
         JsonFormatter()

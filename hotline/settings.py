@@ -86,7 +86,8 @@ class Settings(BaseSettings):
 
     # --- logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    # auto: readable text lines when stderr is a terminal, JSON otherwise (log collectors)
+    log_format: Literal["auto", "json", "text"] = "auto"
 
     # --- which workers `hotline serve` runs in its process
     serve_fastagi: bool = True
@@ -108,6 +109,14 @@ class Settings(BaseSettings):
     # --- HTTP API
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
+
+    # --- web console (console/): sessions, lock-out, the built front-end
+    console_session_hours: float = Field(default=12.0, gt=0)
+    console_max_failed_logins: int = Field(default=5, ge=1)
+    console_lockout_minutes: float = Field(default=15.0, gt=0)
+    # True behind a TLS-terminating proxy; a request that arrives over TLS is always Secure
+    console_cookie_secure: bool = False
+    console_dist_dir: Path = PROJECT_ROOT / "console" / "dist"
 
     # --- Asterisk Manager Interface
     ami_host: str = "127.0.0.1"
@@ -217,6 +226,8 @@ class Settings(BaseSettings):
     # retry delay after the n-th failure: min(max, base * 2**(n-1)), with jitter
     forwarder_backoff_base: float = Field(default=2.0, gt=0)
     forwarder_backoff_max: float = Field(default=600.0, gt=0)
+    # failures in a row that stop all sends to an endpoint until a single probe succeeds
+    forwarder_breaker_failures: int = Field(default=5, ge=1, le=1000)
     # how long a claimed record stays reserved to one forwarder (renewed while it works on it)
     forwarder_lease_seconds: float = Field(default=120.0, gt=0)
     forwarder_poll_interval: float = Field(default=1.0, gt=0)  # idle wait between empty polls

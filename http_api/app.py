@@ -33,6 +33,11 @@ from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
+from console import dashboard as console_dashboard
+from console import delivery as console_delivery
+from console import ratings_api as console_ratings
+from console import routes as console_routes
+from console import static as console_static
 from http_api import bad_ratings, calls, campaigns, case_updates, cases, feed, system
 from http_api.auth import auth_middleware, check_routes
 from http_api.errors import error_middleware
@@ -50,7 +55,10 @@ CORE: tuple[Setup, ...] = (system.setup,)
 #: Later features append their module's ``setup(app, ctx)`` here.
 FEATURES: list[Setup] = [feed.setup, cases.setup, campaigns.setup, calls.setup,
                           bad_ratings.setup, case_updates.setup,
-                          reports_http.setup]
+                          reports_http.setup,
+                          console_routes.setup, console_ratings.setup,
+                          console_dashboard.setup, console_delivery.setup,
+                          console_static.setup]
 
 #: Request bodies above this are refused with 413 (aiohttp's default is 1 MiB too; explicit).
 MAX_BODY_BYTES = 1024 * 1024

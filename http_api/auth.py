@@ -1,4 +1,9 @@
-"""Bearer-token authentication and role checks.
+"""Bearer-token and console-session authentication, and role checks.
+
+A request with an ``Authorization`` header is a system with a token; one without it but with
+the console's session cookie is a person logged in to the console (console.sessions), whose
+state changes must carry the session's CSRF token. Both become the same ``Principal`` and go
+through the same role check, so the console has no powers a token of the same role lacks.
 
 Every route declares who may call it, on its handler: ``@requires("agent", "admin")`` or
 ``@public``. A route that declares nothing is refused when the app starts
@@ -17,8 +22,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from sqlalchemy.exc import SQLAlchemyError
 
+from console import sessions as console_sessions
 from http_api.errors import ApiError
-from http_api.keys import CTX, PRINCIPAL
+from http_api.keys import CTX, PRINCIPAL, SESSION
 from http_api.tokens import ROLES, Principal, verify_token
 
 log = logging.getLogger("hotline.http.auth")
@@ -102,6 +108,8 @@ async def authenticate(request: web.Request) -> Principal:
     """Check the request's bearer token against the database (no cache: revocation is
     immediate). Raises 401 for a missing or bad token, 503 if the database cannot answer."""
     header = request.headers.get("Authorization")
+    if header is None and console_sessions.COOKIE in request.cookies:
+        return await _from_session(request)
     token = bearer_token(header)
     if token is None:
         if header:
@@ -117,6 +125,32 @@ async def authenticate(request: web.Request) -> Principal:
     if found is None:
         raise _unauthenticated("the token is unknown or revoked", invalid=True)
     return found
+
+
+async def _from_session(request: web.Request) -> Principal:
+    """The console user of the session cookie; 401 when it is unknown or over, 403 when a
+    state change comes without the session's CSRF token."""
+    db = request.app[CTX].db
+    try:
+        async with db.sessions() as session:
+            active = await console_sessions.lookup(
+                session, request.cookies[console_sessions.COOKIE]
+            )
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("session check failed: database unavailable", exc_info=exc)
+        raise ApiError(503, "unavailable", "cannot check the session: database unavailable") \
+            from exc
+    if active is None:
+        raise ApiError(401, "unauthenticated", "the session is over; log in again")
+    if request.method not in console_sessions.SAFE_METHODS and not console_sessions.csrf_ok(
+        active, request.headers.get(console_sessions.CSRF_HEADER)
+    ):
+        raise ApiError(403, "csrf_failed",
+                       f"a change needs the session's {console_sessions.CSRF_HEADER} header")
+    request[SESSION] = active
+    user = active.user
+    return Principal(token_id=0, name=user.username, role=user.role, user_id=user.id,
+                     departments=frozenset(user.departments or ()), agent_id=user.agent_id)
 
 
 def authorize(found: Principal, access: Access) -> None:

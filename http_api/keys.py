@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from console.sessions import Active
 from http_api.tokens import Principal
 from service.context import AppContext
 
@@ -12,6 +13,9 @@ CTX: web.AppKey[AppContext] = web.AppKey("hotline_ctx", AppContext)
 #: ``request[PRINCIPAL]``: set by the auth middleware on every non-public route. A typed
 #: RequestKey rather than the string "principal": aiohttp 3.14 warns on string keys.
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
+
+#: ``request[SESSION]``: the console session, when the caller logged in with the cookie.
+SESSION: web.RequestKey[Active] = web.RequestKey("console_session", Active)
 
 
 def app_ctx(request: web.Request) -> AppContext:

@@ -40,13 +40,17 @@ class TokenError(ValueError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's id, name and role (``principal(request)`` in handlers)."""
+    """Who is calling: the token's id, name and role (``principal(request)`` in handlers).
+    A console user logged in with a session has ``token_id`` 0 and ``user_id`` set; the
+    role and department scope are checked the same way for both."""
 
     token_id: int
     name: str
     role: str
     #: the department codes a ``department`` token acts for (empty for other roles)
     departments: frozenset[str] = frozenset()
+    #: a console user (session login) has token_id 0 and this set
+    user_id: int | None = None
     #: the 工号 an ``agent`` token is bound to, if any
     agent_id: str | None = None
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bad_ratings import cli as bad_ratings_cli
 from callback_scheduler import cli as callback_cli
+from console import cli as console_cli
 from forwarder import cli as forwarder_cli
 from hotline.settings import SettingsError, load_settings
 from http_api import cli as http_cli
@@ -33,6 +34,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore
     callback_cli.register,
     bad_ratings_cli.register,
     reports_cli.register,
+    console_cli.register,
 ]
 
 

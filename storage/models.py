@@ -455,3 +455,41 @@ Index(
     Call.survey_status, Call.survey_started_at,
 )
 Index("ix_bad_rating_items_report", BadRatingItem.opened_at, BadRatingItem.department_code)
+
+
+# --- console users and sessions (issue 12): people log in with a password, systems keep tokens ---
+
+
+class ConsoleUser(Base):
+    """A person who logs in to the web console. The role is one of http_api.tokens.ROLES;
+    ``departments`` binds a department user to its department codes, ``agent_id`` an agent to
+    its 工号 (the same scope a token carries). Only an argon2 hash of the password is kept."""
+
+    __tablename__ = "console_users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    departments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    agent_id: Mapped[str | None] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class ConsoleSession(Base):
+    """A logged-in browser. The cookie holds a random id of which only the SHA-256 is stored;
+    ``csrf_token`` is bound to the session and must come back in a header on every change."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("console_users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

@@ -7,6 +7,10 @@ PostgreSQL, so several forwarder processes never hold the same entry; a claim is
 it has run out (the holder crashed). SQLite serialises writers, so the same single statement is
 atomic there without the locking clause; SQLite runs one forwarder.
 
+Every lease and retry time is read from the database's clock (:func:`db_now`), never the
+host's: forwarders on several hosts share one PostgreSQL, and a host whose clock runs ahead
+would otherwise take over leases that have not run out (issue 8, defect 10).
+
 Per case, entries go strictly in order: an entry is claimable only when every earlier entry of
 the same ``project_no`` is delivered. A dead-lettered entry therefore holds back the later
 entries of its case until it is re-queued and delivered (an invalidation must not overtake the
@@ -29,6 +33,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from hotline.clock import as_utc, utcnow
@@ -44,6 +49,17 @@ MAX_ERROR = 2000
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
+
+
+# ---------------------------------------------------------------------------- the clock
+async def db_now(session: AsyncSession) -> dt.datetime:
+    """The database server's time (UTC, aware). On SQLite, an embedded database, that is the
+    clock of the host running the statement, read by SQLite itself."""
+    if session.bind.dialect.name == "sqlite":
+        text = await session.scalar(select(func.strftime("%Y-%m-%d %H:%M:%f", "now")))
+        return dt.datetime.fromisoformat(str(text)).replace(tzinfo=dt.UTC)
+    value = await session.scalar(select(func.now()))
+    return as_utc(value)
 
 
 # ---------------------------------------------------------------------------- claiming
@@ -83,20 +99,21 @@ def _claimable(now: dt.datetime, limit: int, *, lock: bool) -> Any:
 async def claim(
     db: Database, worker: str, limit: int, lease: float, now: dt.datetime | None = None
 ) -> list[OutboxEntry]:
-    """Reserve up to ``limit`` sendable entries for ``worker`` until now + ``lease`` seconds."""
-    now = now or utcnow()
-    stmt = (
-        update(OutboxEntry)
-        .where(OutboxEntry.id.in_(_claimable(now, limit, lock=not db.is_sqlite)))
-        .values(
-            status=OutboxStatus.INFLIGHT,
-            claimed_by=worker,
-            claimed_until=now + dt.timedelta(seconds=lease),
-        )
-        .returning(OutboxEntry)
-        .execution_options(synchronize_session=False)
-    )
+    """Reserve up to ``limit`` sendable entries for ``worker`` until now + ``lease`` seconds
+    (now: the database's clock unless a test gives it)."""
     async with db.transaction() as session:
+        now = now or await db_now(session)
+        stmt = (
+            update(OutboxEntry)
+            .where(OutboxEntry.id.in_(_claimable(now, limit, lock=not db.is_sqlite)))
+            .values(
+                status=OutboxStatus.INFLIGHT,
+                claimed_by=worker,
+                claimed_until=now + dt.timedelta(seconds=lease),
+            )
+            .returning(OutboxEntry)
+            .execution_options(synchronize_session=False)
+        )
         rows = list((await session.scalars(stmt)).all())
     return sorted(rows, key=lambda e: e.id)
 
@@ -104,22 +121,23 @@ async def claim(
 async def renew(
     db: Database, worker: str, ids: Sequence[int], lease: float
 ) -> tuple[set[int], dt.datetime]:
-    """Extend ``worker``'s lease on ``ids``; returns the ids still held and the new deadline."""
-    if not ids:
-        return set(), utcnow()
-    until = utcnow() + dt.timedelta(seconds=lease)
-    stmt = (
-        update(OutboxEntry)
-        .where(
-            OutboxEntry.id.in_(list(ids)),
-            OutboxEntry.status == OutboxStatus.INFLIGHT,
-            OutboxEntry.claimed_by == worker,
-        )
-        .values(claimed_until=until)
-        .returning(OutboxEntry.id)
-        .execution_options(synchronize_session=False)
-    )
+    """Extend ``worker``'s lease on ``ids``; returns the ids still held and the new deadline
+    (by the database's clock)."""
     async with db.transaction() as session:
+        until = await db_now(session) + dt.timedelta(seconds=lease)
+        if not ids:
+            return set(), until
+        stmt = (
+            update(OutboxEntry)
+            .where(
+                OutboxEntry.id.in_(list(ids)),
+                OutboxEntry.status == OutboxStatus.INFLIGHT,
+                OutboxEntry.claimed_by == worker,
+            )
+            .values(claimed_until=until)
+            .returning(OutboxEntry.id)
+            .execution_options(synchronize_session=False)
+        )
         held = set((await session.scalars(stmt)).all())
     return held, until
 
@@ -145,20 +163,26 @@ async def _finish(db: Database, entry_id: int, worker: str, **values: Any) -> bo
 
 async def mark_delivered(db: Database, entry_id: int, worker: str) -> bool:
     """The receiver acknowledged the entry."""
-    return await _finish(
-        db,
-        entry_id,
-        worker,
-        status=OutboxStatus.DELIVERED,
-        delivered_at=utcnow(),
-        attempts=OutboxEntry.attempts + 1,
-    )
+    kept = await finish_many(db, worker, [Finished(entry_id, OutboxStatus.DELIVERED)])
+    return bool(kept)
 
 
 async def mark_retry(
-    db: Database, entry_id: int, worker: str, error: str, next_attempt_at: dt.datetime
+    db: Database,
+    entry_id: int,
+    worker: str,
+    error: str,
+    next_attempt_at: dt.datetime | None = None,
+    *,
+    delay: float = 0.0,
 ) -> bool:
-    """A transient failure: back to pending, not before ``next_attempt_at``."""
+    """A transient failure: back to pending, not before ``next_attempt_at`` (or ``delay``
+    seconds from now by the database's clock)."""
+    if next_attempt_at is None:
+        kept = await finish_many(
+            db, worker, [Finished(entry_id, OutboxStatus.PENDING, error, delay)]
+        )
+        return bool(kept)
     return await _finish(
         db,
         entry_id,
@@ -168,6 +192,83 @@ async def mark_retry(
         attempts=OutboxEntry.attempts + 1,
         last_error=_clip(error),
     )
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One entry's outcome for :func:`finish_many`."""
+
+    entry_id: int
+    status: str  # delivered, dead, or pending (a retry)
+    error: str | None = None
+    retry_in: float = 0.0  # seconds, for a retry
+
+
+async def finish_many(db: Database, worker: str, results: Sequence[Finished]) -> set[int]:
+    """Record a batch's outcomes in one transaction (one round of statements, not one
+    transaction per record), each only if ``worker`` still holds the entry. Rows are updated
+    in id order, the order every writer of the outbox locks them in, so two forwarders (or
+    the feed sequencer, which skips locked rows) never deadlock. Returns the ids recorded."""
+    if not results:
+        return set()
+    ordered = sorted(results, key=lambda r: r.entry_id)
+    held = (
+        _outbox.c.id == bindparam("b_id"),
+        _outbox.c.status == OutboxStatus.INFLIGHT,
+        _outbox.c.claimed_by == worker,
+    )
+    kept: set[int] = set()
+    async with db.transaction() as session:
+        now = await db_now(session)
+        # which of them this worker still holds; the conditional updates below re-check it
+        ids = [r.entry_id for r in ordered]
+        query = (
+            select(_outbox.c.id)
+            .where(
+                _outbox.c.id.in_(ids),
+                _outbox.c.status == OutboxStatus.INFLIGHT,
+                _outbox.c.claimed_by == worker,
+            )
+            .order_by(_outbox.c.id)
+        )
+        if not db.is_sqlite:
+            # locked until commit: nobody takes one over between this look and the update
+            query = query.with_for_update()
+        mine = set((await session.scalars(query)).all())
+        done = [r for r in ordered if r.entry_id in mine]
+        for status in (OutboxStatus.DELIVERED, OutboxStatus.DEAD, OutboxStatus.PENDING):
+            rows = [r for r in done if r.status == status]
+            if not rows:
+                continue
+            values: dict[str, Any] = {
+                "status": status,
+                "claimed_by": None,
+                "claimed_until": None,
+                "attempts": _outbox.c.attempts + 1,
+            }
+            if status == OutboxStatus.DELIVERED:
+                values["delivered_at"] = now
+            else:
+                values["last_error"] = bindparam("b_error")
+            if status == OutboxStatus.PENDING:
+                values["next_attempt_at"] = bindparam(
+                    "b_next", type_=OutboxEntry.__table__.c.next_attempt_at.type
+                )
+            params: list[dict[str, Any]] = []
+            for r in rows:
+                param: dict[str, Any] = {"b_id": r.entry_id}
+                if status != OutboxStatus.DELIVERED:
+                    param["b_error"] = _clip(r.error or "")
+                if status == OutboxStatus.PENDING:
+                    param["b_next"] = now + dt.timedelta(seconds=max(0.0, r.retry_in))
+                params.append(param)
+            await session.execute(
+                update(_outbox).where(*held).values(**values),
+                params,
+                execution_options={"synchronize_session": False},
+            )
+            kept.update(r.entry_id for r in rows)
+    return kept
 
 
 async def mark_dead(db: Database, entry_id: int, worker: str, error: str) -> bool:

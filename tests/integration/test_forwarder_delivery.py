@@ -211,7 +211,8 @@ async def test_429_retry_after_holds_every_send(tmp_path: Path, database_url: st
         return None
 
     async with Receiver(behaviour=limited) as rx:
-        settings = rx.settings_for(tmp_path, database_url, forwarder_concurrency=1)
+        settings = rx.settings_for(tmp_path, database_url, forwarder_concurrency=1,
+                                   forwarder_backoff_max=2.0)
         async with context(settings) as ctx:
             for n in range(3):
                 await add_call_rating(ctx, f"4.{n}", Level.SATISFIED)

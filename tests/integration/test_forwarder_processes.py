@@ -67,9 +67,11 @@ def _delivered_lines(log: Path) -> int:
     count = 0
     for line in log.read_text(encoding="utf-8").splitlines():
         try:
-            count += json.loads(line).get("event") == "delivered"
+            fields = json.loads(line)
         except ValueError:
             continue
+        if fields.get("event") == "batch sent":  # one line per batch, with its figures
+            count += int(fields["delivered"])
     return count
 
 
