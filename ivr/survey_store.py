@@ -336,7 +336,11 @@ async def store_vote(
             rated_at=vote.rated_at,
         ),
         hold_until=None if vote.final else now + hold,
-        rectification_due=ctx.rectification_due(vote.rated_at),
+        # only a 差评 has a 整改 deadline; the working-day count is the costliest step of a
+        # save (profile, issue 13), so a good rating skips it
+        rectification_due=(
+            ctx.rectification_due(vote.rated_at) if Level(vote.level).is_bad else None
+        ),
         skip_unchanged=True,
     )
     if vote.final:

@@ -216,6 +216,12 @@ class CallbackTask(TimestampMixin, Base):
         Index("uq_callback_tasks_campaign_case", "campaign_id", "case_id", unique=True),
         Index("uq_callback_tasks_campaign_call", "campaign_id", "call_id", unique=True),
         Index("ix_callback_tasks_case_id", "case_id"),
+        # the scheduler's claim: a campaign's due tasks already in claiming order (issue 13,
+        # migration 0009; bench/callback_claim.py)
+        # (PostgreSQL only: alembic cannot compare an expression index on SQLite, and the
+        # embedded SQLite default never holds a million tasks)
+        Index("ix_callback_tasks_claim", "campaign_id", text("priority DESC"), "next_attempt_at",
+              "id", postgresql_where=text("status = 'pending'")).ddl_if(dialect="postgresql"),
     )
 
 

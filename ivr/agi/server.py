@@ -152,8 +152,11 @@ class FastAgiServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
+        # a burst of calls connects at once: asyncio's default backlog (100) makes the kernel
+        # drop the rest of the SYNs, and each retry costs the caller a second before the menu
         self._server = await asyncio.start_server(
-            self._on_connect, self.host, self.port, reuse_address=True
+            self._on_connect, self.host, self.port, reuse_address=True,
+            backlog=max(100, self.max_calls),
         )
         log.info("FastAGI listening", extra={"host": self.host, "port": self.bound_port,
                                              "routes": sorted(self.routes)})

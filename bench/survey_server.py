@@ -1,0 +1,81 @@
+"""``hotline serve`` for the benchmarks, in its own process, with settings from ``HOTLINE_*``
+(bench.common.server_env) and, with ``--timings FILE``, one timing per survey call written at
+exit: when the survey route was entered (the call reached the survey) and when the first menu
+command (STREAM FILE / GET DATA) was sent to Asterisk.
+
+    .venv/bin/python -m bench.survey_server [--timings timings.json] [--uvloop]
+
+The workers, the route table and the survey are the service's own (``service.serve.serve``);
+only the survey route is wrapped to take the two timestamps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from hotline import logs
+from hotline.settings import load_settings
+from ivr.agi.channel import AgiChannel
+from service import agi
+from service.serve import serve
+
+_MENU = ("STREAM FILE", "GET DATA")
+
+
+def _timed_survey(timings: dict[str, list[float]]) -> Any:
+    from ivr.survey_flow import handle
+
+    async def survey(ctx: Any, channel: AgiChannel) -> object:
+        entered = time.time()
+        key = channel.env.uniqueid or str(id(channel))
+        original = channel.execute
+
+        async def execute(command: Any, **kw: Any) -> Any:
+            if key not in timings and command.verb in _MENU:
+                timings[key] = [entered, time.time()]
+            return await original(command, **kw)
+
+        channel.execute = execute  # type: ignore[method-assign]
+        return await handle(ctx, channel)
+
+    return survey
+
+
+async def _main(timings_file: Path | None) -> bool:
+    settings = load_settings()
+    logs.configure(settings.log_level, settings.log_format)
+    timings: dict[str, list[float]] = {}
+    if timings_file is not None:
+        agi.ROUTES["survey"] = _timed_survey(timings)  # type: ignore[assignment]
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        return await serve(settings, stopping)
+    finally:
+        if timings_file is not None:
+            await asyncio.to_thread(timings_file.write_text, json.dumps(timings))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--timings", type=Path, default=None)
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
+    args = parser.parse_args()
+    if args.uvloop:
+        import uvloop
+
+        uvloop.run(_main(args.timings))
+    else:
+        asyncio.run(_main(args.timings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Every benchmark in bench/ runs once at a tiny size, so none can rot (issue 13). Timings are
+never asserted (the machine is shared); what is asserted is that each benchmark finishes, prints
+every figure of the issue with its goal, and that the correctness figures hold: no survey lost,
+every call of the Asterisk burst stored as the key pressed, the claim returns what was asked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PG_ADMIN_DSN, missing
+from tests.fixtures_asterisk import PORT_OFFSET
+
+
+def _run(module: str, *args: str, timeout: float = 120) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env["HOTLINE_BENCH_PG"] = PG_ADMIN_DSN
+    done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, check=False)
+    assert done.returncode == 0, f"{module} failed:\n{done.stdout}\n{done.stderr[-3000:]}"
+    print(done.stdout)
+    return done.stdout
+
+
+def _line(output: str, name: str) -> str:
+    lines = [line for line in output.splitlines() if line.startswith(name)]
+    assert lines, f"figure {name!r} not printed:\n{output}"
+    return lines[0]
+
+
+def _postgres() -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def ping() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        await conn.close()
+
+    try:
+        asyncio.run(ping())
+    except Exception:
+        missing("PostgreSQL at 127.0.0.1:5432")
+
+
+def test_fastagi_survey_benchmark() -> None:
+    out = _run("bench.fastagi_survey", "--database", "sqlite", "--calls", "40", "--low", "5",
+               "--mid", "10", "--high", "20", "--open-sessions", "30")
+    for name in ("floor calls/s at 10", "surveys/s at 20 / at 5", "surveys/s / floor calls/s",
+                 "server CPU per survey", "server RSS, 30 surveys open",
+                 "round trips to Asterisk per survey"):
+        assert "calls" in _line(out, name) or "ratio" in _line(out, name) or "ms" in _line(
+            out, name) or "MB" in _line(out, name) or "commands" in _line(out, name)
+    assert ">= 0.9" in _line(out, "surveys/s at 20 / at 5")
+    assert _line(out, "surveys lost").split()[-1] == "met"
+
+
+def test_keypress_receipt_benchmark() -> None:
+    out = _run("bench.keypress_receipt", "--database", "sqlite", "--rate", "20",
+               "--seconds", "1")
+    assert "< 1000 ms" in _line(out, "keypress → receipt, p99")
+    assert _line(out, "ratings not received").split()[-1] == "met"
+
+
+@pytest.mark.postgres
+def test_callback_claim_benchmark() -> None:
+    _postgres()
+    out = _run("bench.callback_claim", "--tasks", "2000", "--rounds", "2")
+    assert "< 10 ms" in _line(out, "claim 10 due tasks among 2,000, median")
+    assert _line(out, "tasks claimed per round").split()[-1] == "met"
+    assert "Limit" in out  # the EXPLAIN plan is shown
+
+
+@pytest.mark.asterisk
+def test_asterisk_burst_benchmark() -> None:
+    from sandbox.root import unavailable_reason
+
+    if reason := unavailable_reason():
+        missing(f"Asterisk 22 sandbox ({reason})")
+    out = _run("bench.asterisk_burst", "--calls", "3", "--database", "sqlite",
+               "--rtp-base", str(18200 + PORT_OFFSET))
+    assert _line(out, "calls stored correctly (level 2) of 3").split()[-1] == "met"
+    assert "< 1000 ms" in _line(out, "survey start → menu playing, p99")
