@@ -25,9 +25,8 @@ from callback_scheduler.lifecycle import OPEN_TASK_STATUSES, CampaignStatus, Tas
 from callback_scheduler.rules import CampaignKind
 from callback_scheduler.tables import SYSTEM_RATING_INVITE
 from callback_scheduler.tasks import new_task, rules_for
-from hotline.clock import as_utc
 from hotline.privacy import ProtectedNumber
-from ivr.defaults import window_end
+from ivr.defaults import reference_time, window_end
 from service.context import AppContext
 from storage.models import Call, CallbackTask, Campaign, DoNotCall, SurveyStatus
 
@@ -88,8 +87,7 @@ async def invite_due(ctx: AppContext, now: dt.datetime) -> int:
         )).all()
         taken: set[str] = set()
         for call in calls:
-            closes = window_end(ctx, as_utc(call.ended_at or call.survey_started_at
-                                            or call.started_at))
+            closes = window_end(ctx, reference_time(ctx, call))
             if not closes - lead <= now < closes or call.caller_hash in taken:
                 continue
             number = ProtectedNumber(call.caller_enc or "", call.caller_hash or "",

@@ -65,7 +65,8 @@ class PassReport:
 CASE_ASSESS_NUMBER = 2
 
 
-def _reference(ctx: AppContext, call: Call) -> dt.datetime:
+def reference_time(ctx: AppContext, call: Call) -> dt.datetime:
+    """When the call's default-rating window starts: its end (issue 8: never while it runs)."""
     if call.ended_at is not None:
         return as_utc(call.ended_at)
     if call.survey_started_at is not None:  # the conversation was over when the survey began
@@ -252,7 +253,7 @@ async def run_once(ctx: AppContext, now: dt.datetime | None = None) -> PassRepor
         for call in calls:
             if call.linkedid in held:
                 continue
-            if window_end(ctx, _reference(ctx, call)) <= now and await default_call(
+            if window_end(ctx, reference_time(ctx, call)) <= now and await default_call(
                 ctx, call.id, now
             ):
                 report.defaulted += 1

@@ -57,7 +57,9 @@ async def add_call(ctx: AppContext, linkedid: str, *, number: str | None = NUMBE
                    department: str | None = "D1") -> int:
     protected = ctx.vault.protect(number) if number else None
     async with ctx.db.transaction() as s:
-        call = Call(linkedid=linkedid, started_at=started, survey_status=status,
+        # a call whose survey is over has ended (mark_not_rated and the save set ended_at)
+        ended = started if status not in (SurveyStatus.PENDING, SurveyStatus.IN_PROGRESS) else None
+        call = Call(linkedid=linkedid, started_at=started, ended_at=ended, survey_status=status,
                     department_code=department, agent_id="A007",
                     caller_enc=protected.encrypted if protected else None,
                     caller_hash=protected.digest if protected else None,
