@@ -8,6 +8,7 @@ from sqlalchemy import update
 from callback_scheduler.lifecycle import TaskStatus
 from service.context import AppContext
 from storage.models import CallbackTask, SurveyStatus
+from tests.conftest import Client, bearer
 from tests.integration.test_callback_store import (
     NOW,
     NUMBER,
@@ -15,11 +16,10 @@ from tests.integration.test_callback_store import (
     closed_bad_case,
     settle_open_tasks,
 )
-from tests.integration.test_cases_api import Client, bearer, client  # noqa: F401 (fixture)
 
 
 async def test_rule3_invite_campaign_created_filled_started_paused(
-    client: Client, ctx: AppContext,  # noqa: F811
+    client: Client, ctx: AppContext,
 ) -> None:
     auth = await bearer(ctx)
     await add_call(ctx, "INV-1", status=SurveyStatus.NOT_RATED)
@@ -48,7 +48,7 @@ async def test_rule3_invite_campaign_created_filled_started_paused(
 
 
 async def test_csv_upload_rejects_bad_rows_with_line_numbers(
-    client: Client, ctx: AppContext,  # noqa: F811
+    client: Client, ctx: AppContext,
 ) -> None:
     auth = await bearer(ctx)
     await closed_bad_case(ctx, "GD-CSV-1")
@@ -76,7 +76,7 @@ async def test_csv_upload_rejects_bad_rows_with_line_numbers(
 
 
 async def test_rule5_manual_list_reveal_and_manual_result(
-    client: Client, ctx: AppContext,  # noqa: F811
+    client: Client, ctx: AppContext,
 ) -> None:
     auth = await bearer(ctx)
     closed = await closed_bad_case(ctx, "GD-MAN-1")
