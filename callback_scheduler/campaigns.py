@@ -126,16 +126,27 @@ async def get_campaign(session: AsyncSession, campaign_id: int, *, lock: bool = 
 async def standing_campaign(session: AsyncSession, now: dt.datetime) -> Campaign:
     """The one standing 差评回访 campaign; created running on first use. Its rules are empty,
     so it follows the ``callback_*`` settings."""
-    stmt = select(Campaign).where(Campaign.created_by == SYSTEM_CASE_FOLLOWUP)
+    return await ensure_standing(
+        session, now, owner=SYSTEM_CASE_FOLLOWUP, name=STANDING_NAME,
+        kind=CampaignKind.CASE_FOLLOWUP, priority=STANDING_PRIORITY,
+    )
+
+
+async def ensure_standing(
+    session: AsyncSession, now: dt.datetime, *, owner: str, name: str, kind: CampaignKind,
+    priority: int,
+) -> Campaign:
+    """The one standing campaign ``owner`` (a ``system:`` name) runs, created running with
+    empty rules (it follows the settings) on first use."""
+    stmt = select(Campaign).where(Campaign.created_by == owner)
     found = await session.scalar(stmt)
     if found is not None:
         return found
     try:
         async with session.begin_nested():
             campaign = Campaign(
-                name=STANDING_NAME, kind=CampaignKind.CASE_FOLLOWUP.value,
-                status=CampaignStatus.RUNNING.value, priority=STANDING_PRIORITY, rules={},
-                created_by=SYSTEM_CASE_FOLLOWUP, created_at=now, updated_at=now,
+                name=name, kind=kind.value, status=CampaignStatus.RUNNING.value,
+                priority=priority, rules={}, created_by=owner, created_at=now, updated_at=now,
             )
             session.add(campaign)
         return campaign

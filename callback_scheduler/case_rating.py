@@ -15,10 +15,10 @@ import hashlib
 import logging
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callback_scheduler.lifecycle import CampaignStatus, TaskStatus
+from callback_scheduler.campaigns import ensure_standing
+from callback_scheduler.lifecycle import TaskStatus
 from callback_scheduler.rules import CampaignKind
 from callback_scheduler.tables import SYSTEM_CASE_RATING
 from callback_scheduler.tasks import new_task, rules_for
@@ -47,23 +47,10 @@ def in_scope(settings: Settings, case_number: str) -> bool:
 
 
 async def standing_case_rating_campaign(session: AsyncSession, now: dt.datetime) -> Campaign:
-    stmt = select(Campaign).where(Campaign.created_by == SYSTEM_CASE_RATING)
-    found = await session.scalar(stmt)
-    if found is not None:
-        return found
-    try:
-        async with session.begin_nested():
-            campaign = Campaign(
-                name=CASE_RATING_NAME, kind=CampaignKind.SATISFACTION_FOLLOWUP.value,
-                status=CampaignStatus.RUNNING.value, priority=CASE_RATING_PRIORITY, rules={},
-                created_by=SYSTEM_CASE_RATING, created_at=now, updated_at=now,
-            )
-            session.add(campaign)
-        return campaign
-    except IntegrityError:  # another process created it first (unique index)
-        found = await session.scalar(stmt)
-        assert found is not None
-        return found
+    return await ensure_standing(
+        session, now, owner=SYSTEM_CASE_RATING, name=CASE_RATING_NAME,
+        kind=CampaignKind.SATISFACTION_FOLLOWUP, priority=CASE_RATING_PRIORITY,
+    )
 
 
 async def schedule(

@@ -18,9 +18,9 @@ import datetime as dt
 import logging
 
 from sqlalchemy import exists, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callback_scheduler.campaigns import ensure_standing
 from callback_scheduler.lifecycle import OPEN_TASK_STATUSES, CampaignStatus, TaskStatus
 from callback_scheduler.rules import CampaignKind
 from callback_scheduler.tables import SYSTEM_RATING_INVITE
@@ -39,23 +39,10 @@ BATCH = 500
 
 async def standing_invite_campaign(session: AsyncSession, now: dt.datetime) -> Campaign:
     """The one standing 电话邀评 campaign, created running on first use (rules: the settings)."""
-    stmt = select(Campaign).where(Campaign.created_by == SYSTEM_RATING_INVITE)
-    found = await session.scalar(stmt)
-    if found is not None:
-        return found
-    try:
-        async with session.begin_nested():
-            campaign = Campaign(
-                name=INVITE_NAME, kind=CampaignKind.RATING_INVITE.value,
-                status=CampaignStatus.RUNNING.value, priority=INVITE_PRIORITY, rules={},
-                created_by=SYSTEM_RATING_INVITE, created_at=now, updated_at=now,
-            )
-            session.add(campaign)
-        return campaign
-    except IntegrityError:  # another scheduler created it first (unique index)
-        found = await session.scalar(stmt)
-        assert found is not None
-        return found
+    return await ensure_standing(
+        session, now, owner=SYSTEM_RATING_INVITE, name=INVITE_NAME, kind=CampaignKind.RATING_INVITE,
+        priority=INVITE_PRIORITY,
+    )
 
 
 async def invite_due(ctx: AppContext, now: dt.datetime) -> int:

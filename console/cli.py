@@ -1,4 +1,4 @@
-"""``hotline user create|list|reset-password|unlock``: console users from the terminal (the
+"""``hotline user create|list|reset-password``: console users from the terminal (the
 admin's way back in when no admin can log in)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from hotline.settings import Settings
 from http_api.tokens import ROLES
 from service.commands import CommandError, with_context
 from service.context import AppContext
+from storage.audit import CLI_ACTOR, record_audit
 from storage.models import ConsoleUser
 
 
@@ -37,9 +38,15 @@ def _create(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(ctx: AppContext) -> None:
         async with ctx.db.transaction() as s:
-            await users.create_user(s, username=args.name, password=password, role=args.role,
-                                    display_name=args.display_name,
-                                    departments=args.department, agent_id=args.agent)
+            user = await users.create_user(
+                s, username=args.name, password=password, role=args.role,
+                display_name=args.display_name, departments=args.department,
+                agent_id=args.agent)
+            await record_audit(s, actor=CLI_ACTOR, role="admin", action="user.create",
+                               subject_type="console_user", subject_id=user.id, details={
+                                   "username": user.username, "role": user.role,
+                                   "departments": user.departments,
+                                   "agent_id": user.agent_id})
 
     try:
         with_context(settings, work)
@@ -73,6 +80,9 @@ def _reset(settings: Settings, args: argparse.Namespace) -> int:
                 return False
             await users.set_password(s, user, password)
             await sessions.end_all_for(s, user.id)
+            await record_audit(s, actor=CLI_ACTOR, role="admin", action="user.reset_password",
+                               subject_type="console_user", subject_id=user.id,
+                               details={"username": user.username})
             return True
 
     if not with_context(settings, work):

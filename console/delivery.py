@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from http_api.auth import requires
 from http_api.bodies import read_json, respond
+from http_api.feed import OutboxStatusOut
 from http_api.keys import app_ctx, principal
 from http_api.openapi import operation
 from service.context import AppContext
@@ -20,17 +21,6 @@ log = logging.getLogger("hotline.console.delivery")
 
 TAGS = ["delivery"]
 ROLES = ("supervisor",)
-
-
-class OutboxFigures(BaseModel):
-    """The delivery queue's figures."""
-
-    pending: int
-    held: int
-    inflight: int
-    delivered: int
-    dead: int
-    oldest_pending_age_seconds: float | None
 
 
 class DeadLetter(BaseModel):
@@ -56,10 +46,10 @@ class RetryOut(BaseModel):
 
 @requires(*ROLES)
 @operation(summary="The outbox figures", tags=TAGS, operation_id="getOutboxStatus",
-           responses={200: OutboxFigures})
+           responses={200: OutboxStatusOut})
 async def outbox_status(request: web.Request) -> web.Response:
     found = await outbox.counts(app_ctx(request).db)
-    return respond(OutboxFigures(**found.as_dict()))
+    return respond(OutboxStatusOut(**found.as_dict()))
 
 
 @requires(*ROLES)
@@ -81,11 +71,12 @@ async def dead_letters(request: web.Request) -> web.Response:
 async def retry(request: web.Request) -> web.Response:
     body = await read_json(request, RetryIn)
     db = app_ctx(request).db
+    who = principal(request)
     if body.all_dead:
-        count = await outbox.retry_all_dead(db)
+        count = await outbox.retry_all_dead(db, actor=who.name, role=who.role)
     else:
-        count = len((await outbox.retry(db, body.ids)).requeued)
-    log.info("dead letters re-queued", extra={"count": count, "by": principal(request).name})
+        count = len((await outbox.retry(db, body.ids, actor=who.name, role=who.role)).requeued)
+    log.info("dead letters re-queued", extra={"count": count, "by": who.name})
     return respond(RetryOut(requeued=count))
 
 

@@ -14,6 +14,7 @@ from hotline.settings import Settings
 from service.commands import CommandError, with_context
 from service.context import AppContext
 from storage import outbox
+from storage.audit import CLI_ACTOR
 from storage.models import OutboxEntry
 
 from . import lookup, sm2
@@ -148,10 +149,14 @@ def _retry(settings: Settings, args: argparse.Namespace) -> int:
     if bool(args.ids) == args.all_dead:
         raise CommandError("give outbox entry ids or --all-dead (one of the two)")
     if args.all_dead:
-        count = with_context(settings, lambda ctx: outbox.retry_all_dead(ctx.db))
+        count = with_context(
+            settings, lambda ctx: outbox.retry_all_dead(ctx.db, actor=CLI_ACTOR, role="admin")
+        )
         print(f"re-queued {count} dead-lettered entries")
         return 0
-    result = with_context(settings, lambda ctx: outbox.retry(ctx.db, args.ids))
+    result = with_context(
+        settings, lambda ctx: outbox.retry(ctx.db, args.ids, actor=CLI_ACTOR, role="admin")
+    )
     if result.requeued:
         print("re-queued " + " ".join(map(str, result.requeued)))
     for entry_id, status in result.skipped.items():

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callback_scheduler import campaigns as camp
 from callback_scheduler import tasks
@@ -28,6 +29,7 @@ from http_api.errors import ApiError
 from http_api.keys import app_ctx, principal
 from http_api.openapi import operation
 from service.context import AppContext
+from storage.audit import record_audit
 
 TAGS = ["campaigns"]
 ROLES = ("supervisor",)
@@ -130,6 +132,14 @@ def _out(s: camp.Summary, added: camp.AddResult | None = None) -> CampaignOut:
     )
 
 
+async def _audit(s: AsyncSession, request: web.Request, action: str, campaign_id: int,
+                 details: dict[str, Any]) -> None:
+    """A supervisor's decision about a campaign (who is called, and when) is audited."""
+    who = principal(request)
+    await record_audit(s, actor=who.name, role=who.role, action=action,
+                       subject_type="campaign", subject_id=campaign_id, details=details)
+
+
 @requires(*ROLES)
 @operation(summary="Create a draft campaign, optionally filled by a filter", tags=TAGS,
            request_body=CampaignIn, responses={201: CampaignOut})
@@ -144,6 +154,9 @@ async def create_campaign(request: web.Request) -> web.Response:
             created_by=f"api:{who.name}", now=now)
         added = await camp.add_by_filter(s, ctx, c.id, body.filter, now) if body.filter \
             else None
+        await _audit(s, request, "campaign.create", c.id, {
+            "name": c.name, "kind": c.kind, "priority": c.priority,
+            "added": None if added is None else added.added})
         summary = await camp.summary(s, c.id)
     return respond(_out(summary, added), status=201)
 
@@ -178,6 +191,7 @@ async def campaign_action(request: web.Request) -> web.Response:
     ctx = app_ctx(request)
     async with ctx.db.transaction() as s:
         await camp.change_status(s, ctx, path.campaign_id, path.action, utcnow())
+        await _audit(s, request, f"campaign.{path.action}", path.campaign_id, {})
         summary = await camp.summary(s, path.campaign_id)
     return respond(_out(summary))
 
@@ -191,6 +205,8 @@ async def add_by_filter(request: web.Request) -> web.Response:
     ctx = app_ctx(request)
     async with ctx.db.transaction() as s:
         added = await camp.add_by_filter(s, ctx, path.campaign_id, flt, utcnow())
+        await _audit(s, request, "campaign.add_tasks", path.campaign_id, {
+            "filter": flt.model_dump(exclude_none=True, mode="json"), "added": added.added})
     return respond(AddedOut(**vars(added)))
 
 
@@ -210,6 +226,8 @@ async def import_csv(request: web.Request) -> web.Response:
     ctx = app_ctx(request)
     async with ctx.db.transaction() as s:
         added = await camp.import_csv(s, ctx, path.campaign_id, data, utcnow())
+        await _audit(s, request, "campaign.import", path.campaign_id,
+                     {"bytes": len(data), "added": added.added})
     return respond(AddedOut(**vars(added)))
 
 

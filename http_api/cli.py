@@ -11,11 +11,8 @@ from hotline.settings import Settings
 from http_api import tokens
 from service.commands import CommandError, with_context
 from service.context import AppContext
-from storage.audit import record_audit
+from storage.audit import CLI_ACTOR, record_audit
 from storage.models import ApiToken
-
-#: who the audit log names for a command run on the server (the operator's shell)
-CLI_ACTOR = "cli"
 
 T = TypeVar("T")
 

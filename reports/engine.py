@@ -80,6 +80,21 @@ def _call_group(grouping: str) -> Any:
     }.get(grouping)
 
 
+async def grouped_counts(
+    session: AsyncSession, query: Any, group: Any, names: tuple[str, ...]
+) -> dict[str | None, Counts]:
+    """Run ``query`` (its columns: ``group`` when not None, then one per name), grouped by
+    ``group``: one ``Counts`` per group, or the one under ``None`` when ungrouped."""
+    if group is not None:
+        query = query.group_by(group)
+    result: dict[str | None, Counts] = {}
+    for row in await session.execute(query):
+        key = row[0] if group is not None else None
+        numbers = row[1:] if group is not None else row
+        result[key] = {k: int(v) for k, v in zip(names, numbers, strict=True)}
+    return result
+
+
 async def rating_counts(
     session: AsyncSession, window: Window, grouping: str
 ) -> dict[str | None, Counts]:
@@ -108,14 +123,7 @@ async def rating_counts(
         query = query.outerjoin(Call, Call.id == Rating.call_id)
     if window.departments is not None:
         query = query.where(Rating.department_code.in_(window.departments))
-    if group is not None:
-        query = query.group_by(group)
-    result: dict[str | None, Counts] = {}
-    for row in await session.execute(query):
-        key = row[0] if group is not None else None
-        numbers = row[1:] if group is not None else row
-        result[key] = {k: int(v) for k, v in zip(RATING_COUNTS, numbers, strict=True)}
-    return result
+    return await grouped_counts(session, query, group, RATING_COUNTS)
 
 
 async def call_counts(
@@ -138,14 +146,7 @@ async def call_counts(
     )
     if window.departments is not None:
         query = query.where(Call.department_code.in_(window.departments))
-    if group is not None:
-        query = query.group_by(group)
-    result: dict[str | None, Counts] = {}
-    for row in await session.execute(query):
-        key = row[0] if group is not None else None
-        numbers = row[1:] if group is not None else row
-        result[key] = {k: int(v) for k, v in zip(CALL_COUNTS, numbers, strict=True)}
-    return result
+    return await grouped_counts(session, query, group, CALL_COUNTS)
 
 
 def merge(*parts: tuple[tuple[str, ...], Mapping[str | None, Counts]]) -> dict[str | None, Counts]:

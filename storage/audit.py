@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hotline.clock import utcnow
 from storage.models import AuditEntry
 
+#: the actor of a change made with the ``hotline`` command (whoever has the machine's shell)
+CLI_ACTOR = "cli"
+
 
 async def record_audit(
     session: AsyncSession,

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from hotline.clock import as_utc, utcnow
+from storage.audit import record_audit
 from storage.db import Database
 from storage.models import OutboxEntry, OutboxFeedState, OutboxStatus
 
@@ -310,8 +311,9 @@ class RetryResult:
     skipped: dict[int, str]  # id -> status that cannot be re-queued (delivered, in flight)
 
 
-async def retry(db: Database, ids: Sequence[int]) -> RetryResult:
-    """Re-queue dead (or backing-off pending) entries for an immediate attempt."""
+async def retry(db: Database, ids: Sequence[int], *, actor: str, role: str) -> RetryResult:
+    """Re-queue dead (or backing-off pending) entries for an immediate attempt; ``actor``
+    (with ``role``) is audited in the same transaction."""
     wanted = sorted(set(ids))
     async with db.transaction() as session:
         found = dict(
@@ -333,6 +335,8 @@ async def retry(db: Database, ids: Sequence[int]) -> RetryResult:
                 .values(status=OutboxStatus.PENDING, next_attempt_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
+            await record_audit(session, actor=actor, role=role, action="outbox.retry",
+                               subject_type="outbox", details={"ids": ok})
     return RetryResult(
         requeued=ok,
         not_found=[i for i in wanted if i not in found],
@@ -340,7 +344,8 @@ async def retry(db: Database, ids: Sequence[int]) -> RetryResult:
     )
 
 
-async def retry_all_dead(db: Database) -> int:
+async def retry_all_dead(db: Database, *, actor: str, role: str) -> int:
+    """Re-queue every dead entry; audited like ``retry``."""
     async with db.transaction() as session:
         result = await session.execute(
             update(OutboxEntry)
@@ -348,7 +353,11 @@ async def retry_all_dead(db: Database) -> int:
             .values(status=OutboxStatus.PENDING, next_attempt_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+        count = int(result.rowcount)  # type: ignore[attr-defined]
+        if count:
+            await record_audit(session, actor=actor, role=role, action="outbox.retry_all_dead",
+                               subject_type="outbox", details={"count": count})
+    return count
 
 
 async def dead_entries(db: Database, limit: int = 100) -> list[OutboxEntry]:

@@ -11,8 +11,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.settings import Settings, load_settings
+from http_api import tokens
+from http_api.app import build_app
 from service.context import AppContext
 from storage import migrate
 
@@ -117,3 +121,23 @@ async def ctx(settings: Settings) -> AsyncIterator[AppContext]:
     context = AppContext.create(settings)
     yield context
     await context.close()
+
+
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def client(ctx: AppContext) -> AsyncIterator[Client]:
+    """The whole HTTP application on ``ctx``, on a loopback port."""
+    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as c:
+        yield c
+
+
+async def bearer(ctx: AppContext, role: str = "supervisor", *, departments: tuple[str, ...] = (),
+                 agent_id: str | None = None) -> dict[str, str]:
+    """The ``Authorization`` header of a new token with ``role`` (and its scope)."""
+    async with ctx.db.transaction() as session:
+        _, secret = await tokens.create_token(
+            session, name=f"{role}-{'-'.join(departments) or agent_id or 'x'}", role=role,
+            departments=departments, agent_id=agent_id)
+    return {"Authorization": f"Bearer {secret}"}

@@ -7,26 +7,17 @@ field 422. Each status comes from one row of ``http_api.errors.DOMAIN_ERRORS``."
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
-from http_api.app import build_app
 from http_api.errors import DOMAIN_ERRORS
 from service.context import AppContext
-from tests.integration.test_bad_ratings_api import BASE, bad_call, bearer, post
+from tests.conftest import Client, bearer
+from tests.integration.test_bad_ratings_api import BASE, bad_call, post
 
-Client = TestClient[web.Request, web.Application]
 LATER = (dt.date.today() + dt.timedelta(days=400)).isoformat()
 
-
-@pytest.fixture
-async def client(ctx: AppContext) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as c:
-        yield c
 
 
 async def refused(client: Client, path: str, auth: dict[str, str], body: dict[str, Any],

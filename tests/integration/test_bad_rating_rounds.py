@@ -5,32 +5,22 @@ evaluation upstream (issue 8 defect 6)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from callback_scheduler.cases import NewCase, create_case
 from callback_scheduler.results import Answer, store_answer
 from hotline.clock import utcnow
 from hotline.levels import Level
-from http_api.app import build_app
 from service.context import AppContext
 from storage.models import AuditEntry, BadRatingItem, CallbackTask, OutboxEntry, RatingSource
-from tests.integration.test_bad_ratings_api import bearer, post
+from tests.conftest import Client, bearer
+from tests.integration.test_bad_ratings_api import post
 from tests.integration.test_callback_store import NUMBER, add_call, rate_call
 
-Client = TestClient[web.Request, web.Application]
 BASE = "/api/v1/bad-ratings"
 
-
-@pytest.fixture
-async def client(ctx: AppContext) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as c:
-        yield c
 
 
 async def answer(ctx: AppContext, resolved: bool, level: Level) -> None:

@@ -4,12 +4,9 @@ loop", rule 4 deadlines, rule 6 复核/申诉, rule 8 scope)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -17,8 +14,6 @@ from bad_ratings import service
 from callback_scheduler.cases import NewCase, close_case, create_case
 from hotline.clock import utcnow
 from hotline.levels import Level
-from http_api import tokens
-from http_api.app import build_app
 from service.context import AppContext
 from storage.models import (
     AuditEntry,
@@ -28,25 +23,12 @@ from storage.models import (
     Rating,
     WebhookEvent,
 )
+from tests.conftest import Client, bearer
 from tests.integration.test_callback_store import NUMBER, add_call, rate_call
 
-Client = TestClient[web.Request, web.Application]
 BASE = "/api/v1/bad-ratings"
 
 
-@pytest.fixture
-async def client(ctx: AppContext) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as c:
-        yield c
-
-
-async def bearer(ctx: AppContext, role: str, *, departments: tuple[str, ...] = (),
-                 agent_id: str | None = None) -> dict[str, str]:
-    async with ctx.db.transaction() as session:
-        _, secret = await tokens.create_token(
-            session, name=f"{role}-{'-'.join(departments) or agent_id or 'x'}", role=role,
-            departments=departments, agent_id=agent_id)
-    return {"Authorization": f"Bearer {secret}"}
 
 
 async def bad_call(ctx: AppContext, linkedid: str, department: str | None = "D1",

@@ -7,7 +7,9 @@ from sqlalchemy import update
 
 from callback_scheduler.lifecycle import TaskStatus
 from service.context import AppContext
+from storage.audit import audit_query
 from storage.models import CallbackTask, SurveyStatus
+from tests.conftest import Client, bearer
 from tests.integration.test_callback_store import (
     NOW,
     NUMBER,
@@ -15,11 +17,10 @@ from tests.integration.test_callback_store import (
     closed_bad_case,
     settle_open_tasks,
 )
-from tests.integration.test_cases_api import Client, bearer, client  # noqa: F401 (fixture)
 
 
 async def test_rule3_invite_campaign_created_filled_started_paused(
-    client: Client, ctx: AppContext,  # noqa: F811
+    client: Client, ctx: AppContext,
 ) -> None:
     auth = await bearer(ctx)
     await add_call(ctx, "INV-1", status=SurveyStatus.NOT_RATED)
@@ -42,13 +43,19 @@ async def test_rule3_invite_campaign_created_filled_started_paused(
     assert resp.status == 422
     listed = await (await client.get("/api/v1/campaigns", headers=auth)).json()
     assert [c["id"] for c in listed] == [cid]
+    async with ctx.db.sessions() as s:  # each supervisor decision is audited; refusals are not
+        rows = sorted(await s.scalars(audit_query(subject_type="campaign")), key=lambda r: r.id)
+    assert [(r.action, r.subject_id, r.role) for r in rows] == [
+        (f"campaign.{a}", str(cid), "supervisor")
+        for a in ("create", "start", "pause", "start", "cancel")]
+    assert rows[0].details["added"] == 1
     bad = await client.post("/api/v1/campaigns", headers=auth,
                             json={**body, "rules": {"windows": ["18:00-09:00"]}})
     assert bad.status == 422 and "windows" in (await bad.json())["error"]["message"]
 
 
 async def test_csv_upload_rejects_bad_rows_with_line_numbers(
-    client: Client, ctx: AppContext,  # noqa: F811
+    client: Client, ctx: AppContext,
 ) -> None:
     auth = await bearer(ctx)
     await closed_bad_case(ctx, "GD-CSV-1")
@@ -70,13 +77,16 @@ async def test_csv_upload_rejects_bad_rows_with_line_numbers(
     assert summary["total"] == 0
     resp = await client.post(url, headers=csv_headers, data=b"case_number\nGD-CSV-1\n")
     assert (resp.status, (await resp.json())["added"]) == (200, 1)
+    async with ctx.db.sessions() as s:  # only the import that changed something is audited
+        rows = list(await s.scalars(audit_query(action="campaign.import")))
+    assert [r.details for r in rows] == [{"bytes": 21, "added": 1}]
     resp = await client.post(url, headers={**auth, "Content-Type": "application/json"},
                              data=b"{}")
     assert resp.status == 415
 
 
 async def test_rule5_manual_list_reveal_and_manual_result(
-    client: Client, ctx: AppContext,  # noqa: F811
+    client: Client, ctx: AppContext,
 ) -> None:
     auth = await bearer(ctx)
     closed = await closed_bad_case(ctx, "GD-MAN-1")

@@ -3,32 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-
 from hotline.levels import Level
-from http_api import tokens
-from http_api.app import build_app
 from service.context import AppContext
+from tests.conftest import Client, bearer
 from tests.integration.test_callback_store import NUMBER, add_call, rate_call
 from tests.unit.test_http_openapi import assert_valid_openapi
-
-Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture
-async def client(ctx: AppContext) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as c:
-        yield c
-
-
-async def bearer(ctx: AppContext, role: str = "supervisor") -> dict[str, str]:
-    async with ctx.db.transaction() as session:
-        _, secret = await tokens.create_token(session, name=f"{role}-1", role=role)
-    return {"Authorization": f"Bearer {secret}"}
 
 
 async def test_rule5_case_created_then_closed_with_a_bad_rating_gets_a_callback(

@@ -19,6 +19,7 @@ from console import users
 from console.sessions import COOKIE, CSRF_HEADER
 from http_api.app import build_app
 from service.context import AppContext
+from storage.audit import audit_query
 from storage.models import ConsoleUser, Rating
 from tests.conftest import make_settings
 
@@ -241,6 +242,19 @@ def test_user_commands_create_and_reset(console_ctx: AppContext,
         listing = capsys.readouterr().out
         assert "chen" in listing and "agent" in listing
         assert cli.main(["user", "reset-password", "nobody"]) == 1
+
+        async def audited() -> list[tuple[str, str, str | None]]:
+            ctx = AppContext.create(console_ctx.settings)
+            try:
+                async with ctx.db.sessions() as s:
+                    rows = await s.scalars(audit_query(subject_type="console_user"))
+                    return sorted((r.action, r.actor, r.details.get("username")) for r in rows)
+            finally:
+                await ctx.close()
+
+        # a change from the shell is audited like the same change from the console
+        assert asyncio.run(audited()) == [("user.create", "cli", "chen"),
+                                          ("user.reset_password", "cli", "chen")]
     finally:
         os.environ.pop("HOTLINE_DATABASE_URL")
         os.environ.pop("HOTLINE_DATA_DIR")

@@ -7,31 +7,19 @@ from __future__ import annotations
 
 import datetime as dt
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
 from console.dashboard import FIGURE_KEYS
 from hotline.clock import utcnow
 from hotline.levels import Level
-from http_api.app import build_app
 from service.context import AppContext
 from storage.models import BadRatingItem, Call, Rating
 from storage.ratings import RatingInput, project_no_for_call, save_rating
-from tests.integration.test_bad_ratings_api import bearer, post
+from tests.conftest import Client, bearer
+from tests.integration.test_bad_ratings_api import post
 from tests.integration.test_callback_store import add_call
-
-Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture
-async def client(ctx: AppContext) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as c:
-        yield c
 
 
 async def rate_call(ctx: AppContext, linkedid: str, level: Level) -> None:

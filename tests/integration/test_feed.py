@@ -7,40 +7,22 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from forwarder.simulated import add_call_rating, add_case_ratings
 from hotline.clock import utcnow
 from hotline.levels import Level
-from http_api import tokens
 from http_api.app import build_app
 from service.context import AppContext
 from storage.db import Database
 from storage.models import OutboxEntry, Rating, RatingKind, RatingSource
 from storage.ratings import RatingInput, enqueue, save_rating
 from storage.ratings import release_rating as release
-from tests.conftest import make_settings
-
-Client = TestClient[web.Request, web.Application]
-
-
-async def _token(ctx: AppContext, role: str) -> dict[str, str]:
-    async with ctx.db.transaction() as session:
-        _, secret = await tokens.create_token(session, name=f"{role}-client", role=role)
-    return {"Authorization": f"Bearer {secret}"}
-
-
-@pytest.fixture
-async def client(ctx: AppContext) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as c:
-        yield c
+from tests.conftest import Client, bearer, make_settings
 
 
 class Reader:
@@ -84,7 +66,7 @@ async def test_pages_through_everything_without_gap_or_repeat(
     ctx: AppContext, client: Client
 ) -> None:
     order = await add_case_ratings(ctx, 120, second_every=4)
-    reader = Reader(client, await _token(ctx, "aggregator"), limit=40)
+    reader = Reader(client, await bearer(ctx, "aggregator"), limit=40)
     first = await reader.page()
     assert len(first["items"]) == 40 and first["has_more"]
     await reader.drain()
@@ -108,7 +90,7 @@ async def test_pages_through_everything_without_gap_or_repeat(
 async def test_held_entries_are_served_once_ready(ctx: AppContext, client: Client) -> None:
     held = await _case(ctx, "HOLD", hold=utcnow() + dt.timedelta(minutes=10))
     await _case(ctx, "READY")
-    reader = Reader(client, await _token(ctx, "aggregator"))
+    reader = Reader(client, await bearer(ctx, "aggregator"))
     await reader.drain()
     assert reader.keys == ["READY:1:rating"]
     async with ctx.db.transaction() as s:
@@ -119,7 +101,7 @@ async def test_held_entries_are_served_once_ready(ctx: AppContext, client: Clien
 
 async def test_updates_appear_as_new_entries(ctx: AppContext, client: Client) -> None:
     await _case(ctx, "U1", Level.DISSATISFIED)
-    reader = Reader(client, await _token(ctx, "aggregator"))
+    reader = Reader(client, await bearer(ctx, "aggregator"))
     await reader.drain()
     # the comment arrives after the reader had the rating: rewritten in place, served again
     await _case(ctx, "U1", Level.DISSATISFIED, comment="办理太慢")
@@ -148,7 +130,7 @@ async def test_entry_committing_late_is_not_skipped(postgres_url: str, tmp_path:
     ctx = AppContext.create(make_settings(tmp_path, database_url=postgres_url))
     try:
         async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
-            reader = Reader(client, await _token(ctx, "aggregator"))
+            reader = Reader(client, await bearer(ctx, "aggregator"))
             async with ctx.db.transaction() as slow:
                 early = await save_rating(slow, RatingInput(
                     project_no="SLOW", kind=RatingKind.PER_CASE,
@@ -170,7 +152,7 @@ async def test_concurrent_writers_and_a_reader(
     """Writers commit in every interleaving while the reader pages: it ends with each entry
     exactly once."""
     writers = [Database(database_url) for _ in range(4)]
-    reader = Reader(client, await _token(ctx, "aggregator"), limit=7)
+    reader = Reader(client, await bearer(ctx, "aggregator"), limit=7)
     done = asyncio.Event()
 
     async def write(db: Database, w: int) -> None:
@@ -213,7 +195,7 @@ async def test_feed_never_carries_identity_fields(tmp_path: Path, database_url: 
     try:
         await add_call_rating(ctx, "3.1", Level.SATISFIED, caller="13812345678")
         async with TestClient(TestServer(build_app(ctx), host="127.0.0.1")) as client:
-            resp = await client.get("/api/v1/ratings", headers=await _token(ctx, "aggregator"))
+            resp = await client.get("/api/v1/ratings", headers=await bearer(ctx, "aggregator"))
             text = await resp.text()
     finally:
         await ctx.close()
@@ -226,11 +208,11 @@ async def test_feed_never_carries_identity_fields(tmp_path: Path, database_url: 
 
 async def test_roles_and_bad_queries(ctx: AppContext, client: Client) -> None:
     assert (await client.get("/api/v1/ratings")).status == 401
-    agent = await _token(ctx, "agent")
+    agent = await bearer(ctx, "agent")
     assert (await client.get("/api/v1/ratings", headers=agent)).status == 403
-    admin = await _token(ctx, "admin")
+    admin = await bearer(ctx, "admin")
     assert (await client.get("/api/v1/ratings", headers=admin)).status == 200
-    aggregator = await _token(ctx, "aggregator")
+    aggregator = await bearer(ctx, "aggregator")
     for params in ({"after": "abc"}, {"after": "-1"}, {"limit": "0"}, {"limit": "1001"}):
         resp = await client.get("/api/v1/ratings", params=params, headers=aggregator)
         assert resp.status == 422, params
@@ -240,9 +222,9 @@ async def test_roles_and_bad_queries(ctx: AppContext, client: Client) -> None:
 async def test_outbox_status_for_monitoring(ctx: AppContext, client: Client) -> None:
     await _case(ctx, "S1")
     await _case(ctx, "S2", hold=utcnow() + dt.timedelta(minutes=5))
-    aggregator = await _token(ctx, "aggregator")
+    aggregator = await bearer(ctx, "aggregator")
     assert (await client.get("/api/v1/outbox/status", headers=aggregator)).status == 403
-    resp = await client.get("/api/v1/outbox/status", headers=await _token(ctx, "admin"))
+    resp = await client.get("/api/v1/outbox/status", headers=await bearer(ctx, "admin"))
     body = await resp.json()
     assert resp.status == 200
     assert {k: body[k] for k in ("pending", "held", "inflight", "delivered", "dead")} == {

@@ -436,7 +436,7 @@ async def test_identity_goes_only_to_the_endpoint_never_to_logs(
                 async with forwarding(ctx):
                     await wait_until(all_in(OutboxStatus.DEAD, ctx))
                     [entry] = await _entries(ctx)
-                    await outbox.retry(ctx.db, [entry.id])
+                    await outbox.retry(ctx.db, [entry.id], actor="li", role="admin")
                     await wait_until(all_in(OutboxStatus.DELIVERED, ctx))
                 [entry] = await _entries(ctx)
     finally:

@@ -14,6 +14,7 @@ from hotline.clock import utcnow
 from hotline.levels import Level
 from service.context import AppContext
 from storage import outbox
+from storage.audit import audit_query
 from storage.db import Database
 from storage.models import OutboxEntry, OutboxStatus, RatingKind, RatingSource
 from storage.ratings import RatingInput, enqueue, save_rating
@@ -100,14 +101,18 @@ async def test_dead_entry_holds_back_its_case_until_requeued(ctx: AppContext) ->
     assert dead.last_error is not None and dead.last_error.startswith("HTTP 400: bad areaCode")
     assert len(dead.last_error) <= outbox.MAX_ERROR
     assert dead.attempts == 1
-    result = await outbox.retry(ctx.db, [entry.id, entry.id + 100])
+    result = await outbox.retry(ctx.db, [entry.id, entry.id + 100], actor="li", role="admin")
     assert result.requeued == [entry.id] and result.not_found == [entry.id + 100]
+    async with ctx.db.sessions() as s:  # a person's re-queue is audited (DEVELOPERS rule)
+        [audit] = list(await s.scalars(audit_query(action="outbox.retry")))
+    assert (audit.actor, audit.details) == ("li", {"ids": [entry.id]})
     [again] = await outbox.claim(ctx.db, "w", limit=10, lease=30)
     assert again.id == entry.id
     assert await outbox.mark_delivered(ctx.db, entry.id, "w")
     [second] = await outbox.claim(ctx.db, "w", limit=10, lease=30)
     assert second.assess_number == 2
-    assert (await outbox.retry(ctx.db, [entry.id])).skipped == {entry.id: "delivered"}
+    skipped = await outbox.retry(ctx.db, [entry.id], actor="li", role="admin")
+    assert skipped.skipped == {entry.id: "delivered"}
 
 
 async def test_retry_all_dead_and_release(ctx: AppContext) -> None:
@@ -121,7 +126,10 @@ async def test_retry_all_dead_and_release(ctx: AppContext) -> None:
     assert (figures.pending, figures.dead, figures.inflight) == (1, 2, 0)
     assert figures.oldest_pending_age_seconds is not None
     assert 0 <= figures.oldest_pending_age_seconds < 60
-    assert await outbox.retry_all_dead(ctx.db) == 2
+    assert await outbox.retry_all_dead(ctx.db, actor="li", role="admin") == 2
+    async with ctx.db.sessions() as s:
+        [audit] = list(await s.scalars(audit_query(action="outbox.retry_all_dead")))
+    assert (audit.actor, audit.details) == ("li", {"count": 2})
     assert (await outbox.counts(ctx.db)).pending == 3
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from service.context import AppContext
-from tests.integration.test_cases_api import Client, bearer, client  # noqa: F401 (fixture)
+from tests.conftest import Client, bearer
 
 BIG64 = 2**63  # one past BigInteger
 BIG32 = 2**31  # one past Integer
@@ -29,14 +29,14 @@ BIG32 = 2**31  # one past Integer
     ],
 )
 async def test_integer_beyond_its_column_is_a_422(
-    client: Client, ctx: AppContext, method: str, path: str, body: object,  # noqa: F811
+    client: Client, ctx: AppContext, method: str, path: str, body: object,
 ) -> None:
     auth = await bearer(ctx)
     resp = await client.request(method, path, headers=auth, json=body)
     assert resp.status == 422, (resp.status, await resp.text())
 
 
-async def test_feed_cursor_beyond_int64_is_a_422(client: Client, ctx: AppContext) -> None:  # noqa: F811
+async def test_feed_cursor_beyond_int64_is_a_422(client: Client, ctx: AppContext) -> None:
     auth = await bearer(ctx, "aggregator")
     resp = await client.get(f"/api/v1/ratings?after={BIG64}", headers=auth)
     assert resp.status == 422, await resp.text()
@@ -44,7 +44,7 @@ async def test_feed_cursor_beyond_int64_is_a_422(client: Client, ctx: AppContext
     assert fits.status in (200, 503)
 
 
-async def test_row_id_within_int64_is_simply_not_found(client: Client, ctx: AppContext) -> None:  # noqa: F811
+async def test_row_id_within_int64_is_simply_not_found(client: Client, ctx: AppContext) -> None:
     auth = await bearer(ctx)
     resp = await client.get(f"/api/v1/campaigns/{BIG64 - 1}", headers=auth)
     assert resp.status == 404
