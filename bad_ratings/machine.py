@@ -209,6 +209,9 @@ def _new_round(item: Item, now: dt.datetime, policy: Policy, to: State) -> dict[
         "extension_due": None,
         "followup_solved": None,
         "followup_level": None,
+        # the new round's 整改 is not done yet: the 台账 and 整改率 read the latest round's
+        # (the earlier round's stays on the timeline)
+        "rectified_at": None,
         "closed_at": None,
     }
     if to == State.PENDING:

@@ -81,14 +81,22 @@ async def act(
 
 async def list_items(
     session: AsyncSession, actor: Actor, filters: store.Filters, *, policy: Policy,
-    now: dt.datetime, limit: int = 100, after_id: int = 0,
+    now: dt.datetime, limit: int = 100, after_id: int = 0, newest_first: bool = False,
 ) -> list[BadRatingItem]:
-    q = store.list_query(filters, policy, now).where(BadRatingItem.id > after_id)
+    """One page by id: oldest first after ``after_id``, or newest first below it (0: from
+    the newest), so a console pages the newest items without fetching them all."""
+    q = store.list_query(filters, policy, now)
+    if newest_first:
+        if after_id:
+            q = q.where(BadRatingItem.id < after_id)
+        q = q.order_by(BadRatingItem.id.desc())
+    else:
+        q = q.where(BadRatingItem.id > after_id).order_by(BadRatingItem.id)
     if actor.role == "department":
         q = q.where(BadRatingItem.department_code.in_(sorted(actor.departments)))
     elif actor.role == "agent":
         q = q.where(BadRatingItem.agent_id == (actor.agent_id or "\x00"))
-    return list(await session.scalars(q.order_by(BadRatingItem.id).limit(limit)))
+    return list(await session.scalars(q.limit(limit)))
 
 
 async def get_with_timeline(

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bad_ratings import machine, webhooks
+from bad_ratings import machine, upstream, webhooks
 from bad_ratings.deadlines import DueStatus, Policy
 from bad_ratings.machine import OPEN_STATES, Command, Decision, State
 from storage.audit import record_audit
@@ -71,8 +71,10 @@ async def apply(
     rating_id: int | None = None,
     data: dict[str, Any] | None = None,
 ) -> BadRatingEvent:
-    """Write ``decision`` onto ``row`` with its timeline row, audit row and webhook events."""
+    """Write ``decision`` onto ``row`` with its timeline row, audit row, webhook events and,
+    where the profile wants them, its 整改 / 反馈 record for the province."""
     before = row.state
+    round_before = row.round  # a 反馈 that starts a new round belongs to the one it ends
     for name, value in decision.changes.items():
         setattr(row, name, value)
     row.state = decision.to_state.value
@@ -101,6 +103,7 @@ async def apply(
         await invalidate_ratings(session, row, reason=cmd.note or "", by=actor, now=now)
     if decision.cancel_followup:
         await cancel_followups(session, row)
+    await upstream.queue(session, row, cmd.action, round_=round_before)
     return event
 
 

@@ -24,14 +24,16 @@ from storage.models import BadRatingEvent, BadRatingItem, Rating, RatingSource
 
 log = logging.getLogger("hotline.bad_ratings.sweep")
 
-#: how far back the sweep looks: a 差评 older than this is past its 核实 and 整改 deadlines
-#: anyway and needs a person (the 通报 counts it), not an item opened months late
-LOOKBACK = dt.timedelta(days=60)
+#: how far back the sweep looks unless told (setting ``bad_rating_sweep_lookback_days``): a
+#: 差评 older than this is past its 核实 and 整改 deadlines anyway and needs a person (the 通报
+#: counts it), not an item opened months late
+DEFAULT_LOOKBACK = dt.timedelta(days=60)
 BAD_LEVELS = tuple(int(level) for level in Level if level.is_bad)
 
 
 def orphans_query(since: dt.datetime, limit: int) -> Select[tuple[int]]:
-    """Valid, real (not default) 差评 ratings since ``since`` that no item or timeline names."""
+    """Valid, real (not default) 差评 ratings since ``since`` that no item or timeline names
+    (the timeline's ``rating_id`` is indexed: this runs once per rating found)."""
     named_by_item = exists().where(or_(
         BadRatingItem.first_rating_id == Rating.id,
         BadRatingItem.latest_rating_id == Rating.id,
@@ -48,10 +50,14 @@ def orphans_query(since: dt.datetime, limit: int) -> Select[tuple[int]]:
     )
 
 
-async def sweep(db: Database, *, policy: Policy, now: dt.datetime, limit: int = 500) -> int:
-    """Open or join the item of every orphan 差评 found; returns how many got one."""
+async def sweep(
+    db: Database, *, policy: Policy, now: dt.datetime, limit: int = 500,
+    lookback: dt.timedelta = DEFAULT_LOOKBACK,
+) -> int:
+    """Open or join the item of every orphan 差评 rated within ``lookback`` of ``now``;
+    returns how many got one."""
     async with db.sessions() as s:
-        ids = list(await s.scalars(orphans_query(now - LOOKBACK, limit)))
+        ids = list(await s.scalars(orphans_query(now - lookback, limit)))
     opened = 0
     for rating_id in ids:
         try:

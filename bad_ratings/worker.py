@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 
 import aiohttp
@@ -22,7 +23,8 @@ log = logging.getLogger("hotline.bad_ratings.worker")
 
 async def one_pass(ctx: AppContext, http: aiohttp.ClientSession | None) -> int:
     now = utcnow()
-    await sweep.sweep(ctx.db, policy=ctx.bad_rating_policy, now=now)
+    lookback = dt.timedelta(days=ctx.settings.bad_rating_sweep_lookback_days)
+    await sweep.sweep(ctx.db, policy=ctx.bad_rating_policy, now=now, lookback=lookback)
     async with ctx.db.transaction() as s:
         await service.watch_deadlines(s, policy=ctx.bad_rating_policy, now=now)
     s = ctx.settings

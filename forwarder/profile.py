@@ -45,12 +45,37 @@ SOURCES: dict[str, str] = {
     "kind": "per_call (一次一评) or per_case (一事一评)",
     "source": "keypad, callback, default or manual",
     "comment_recording": "file name of the recorded voice comment",
+    # 整改 and 反馈 records (a profile's [records.rectification] / [records.feedback])
+    "item_id": "the 差评 item's number",
+    "round": "the item's 整改 round the record belongs to (1, 2 …)",
+    "verification": "the department's 核实 finding: genuine, mistaken or malicious",
+    "rectification_reply": "the department's 整改 reply",
+    "citizen_result": "the short result told to the citizen in the 回访",
+    "rectified_at": "when the 整改 reply was given, in the profile's date_format and timezone",
+    "rectify_due": "the 整改 due date in force (after an approved 延期), yyyy-MM-dd",
+    "rectified_on_time": "1 when the 整改 came by its due date, else 0",
+    "followup_solved": "反馈: 1 solved, 0 not solved, empty when not asked",
+    "followup_satisfaction": "反馈: satisfaction with the 整改 in the profile's coding",
+    "followup_at": "when the 回访 answer came, in the profile's date_format and timezone",
     "evaluator_phone": "the caller's number in clear",
     "evaluator_phone_masked": "the caller's number masked (138****5678)",
     "evaluator_phone_sha256": "SHA-256 hex of the caller's number",
     "evaluator_phone_sm3": "SM3 hex of the caller's number",
 }
 EVALUATOR_SOURCES = frozenset(s for s in SOURCES if s.startswith("evaluator_"))
+
+#: the record kinds a profile may add to the rating and its invalidation (seed 002 第十条
+#: "整改及反馈情况同步报送省政务服务平台"): queued by the 差评 loop only when the active profile
+#: defines them
+RECORD_KINDS = ("rectification", "feedback")
+
+
+def _check_sources(fields: dict[str, str]) -> None:
+    for field, source in fields.items():
+        if source.startswith("=") or source.startswith("values."):
+            continue
+        if source not in SOURCES:
+            raise ValueError(f"field {field!r}: unknown source {source!r}")
 
 
 class ProfileError(ValueError):
@@ -120,6 +145,25 @@ class InvalidationConfig(_Strict):
     key_suffix: str = ":invalidation"  # keeps the idempotency key apart from the rating's
 
 
+class RecordKind(_Strict):
+    """A further record kind (``[records.rectification]``, ``[records.feedback]``): its own
+    fields, sent to ``forwarder_endpoint`` + ``path``, keyed per 差评 item and round."""
+
+    fields: dict[str, str]
+    types: dict[str, Literal["int", "str"]] = Field(default_factory=dict)
+    path: str = ""  # appended to forwarder_endpoint ("/rectification"); "" = the endpoint
+
+    @model_validator(mode="after")
+    def _sources_known(self) -> RecordKind:
+        _check_sources(self.fields)
+        if "project_no" not in set(self.fields.values()):
+            raise ValueError("no field carries 'project_no'")
+        unknown_types = set(self.types) - set(self.fields)
+        if unknown_types:
+            raise ValueError(f"types for fields that do not exist: {sorted(unknown_types)}")
+        return self
+
+
 class Profile(_Strict):
     name: str
     description: str = ""
@@ -136,6 +180,8 @@ class Profile(_Strict):
     transport: TransportConfig = Field(default_factory=TransportConfig)
     response: ResponseConfig = Field(default_factory=ResponseConfig)
     invalidation: InvalidationConfig = Field(default_factory=InvalidationConfig)
+    #: optional 整改 / 反馈 records (none in the shipped default: the province must want them)
+    records: dict[Literal["rectification", "feedback"], RecordKind] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _sources_known(self) -> Profile:
@@ -143,13 +189,7 @@ class Profile(_Strict):
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {self.timezone!r}") from exc
-        for field, source in self.fields.items():
-            if source.startswith("="):
-                continue
-            if source.startswith("values."):
-                continue
-            if source not in SOURCES:
-                raise ValueError(f"field {field!r}: unknown source {source!r}")
+        _check_sources(self.fields)
         named = set(self.fields.values())
         for needed in ("project_no", "assess_number", "satisfaction", "eval_detail"):
             if needed not in named:
@@ -162,7 +202,23 @@ class Profile(_Strict):
 
     @property
     def needs_evaluator(self) -> bool:
-        return any(source in EVALUATOR_SOURCES for source in self.fields.values())
+        every = [*self.fields.values(), *(s for k in self.records.values()
+                                          for s in k.fields.values())]
+        return any(source in EVALUATOR_SOURCES for source in every)
+
+    def path_for(self, event: str) -> str:
+        """What is appended to forwarder_endpoint for a record of this event."""
+        if event == "rating":
+            return ""
+        if event in self.records:
+            return self.records[event].path
+        return self.invalidation.path
+
+    def skips(self, event: str) -> bool:
+        """Whether records of this event are not pushed at all."""
+        if event == "rating" or event in self.records:
+            return False
+        return self.invalidation.mode == "skip"
 
     def with_values(self, overrides: dict[str, str]) -> Profile:
         return self.model_copy(update={"values": {**self.values, **overrides}})

@@ -16,7 +16,7 @@ from hotline.levels import Level
 from hotline.privacy import mask_number, normalise_number
 from storage.models import RatingSource
 
-from .profile import EVALUATOR_SOURCES, Profile
+from .profile import EVALUATOR_SOURCES, RECORD_KINDS, Profile
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,15 @@ class Extra:
 
 
 def idempotency_key(payload: dict[str, Any], profile: Profile) -> str:
-    """(projectNo, assessNumber), kept apart for an invalidation of the same rating."""
+    """(projectNo, assessNumber), kept apart for an invalidation of the same rating; a 整改 or
+    反馈 record is keyed per 差评 item and round (and the reply's revision after a 退回)."""
     key = f"{payload['project_no']}:{payload['assess_number']}"
-    if payload.get("event", "rating") != "rating":
+    event = payload.get("event", "rating")
+    if event in RECORD_KINDS:
+        key += f":{event}:{payload['item_id']}:{payload['round']}"
+        if int(payload.get("revision") or 1) > 1:
+            key += f".{payload['revision']}"
+    elif event != "rating":
         key += profile.invalidation.key_suffix
     return key
 
@@ -51,16 +57,60 @@ def _flag(value: bool) -> str:
     return "1" if value else "0"
 
 
+def _local_time(value: str | None, profile: Profile) -> str | None:
+    if not value:
+        return None
+    at = dt.datetime.fromisoformat(value)
+    return to_local(at, ZoneInfo(profile.timezone)).strftime(profile.date_format)
+
+
+def _satisfaction(level: Level, profile: Profile) -> int:
+    return level.provincial_code if profile.satisfaction == "provincial" else level.gbt_code
+
+
+def _item_source(source: str, payload: dict[str, Any], profile: Profile) -> Any:
+    """The 整改 / 反馈 sources (payload written by bad_ratings.upstream)."""
+    match source:
+        case "item_id" | "round" | "verification" | "rectification_reply" | "citizen_result":
+            return payload.get(source)
+        case "rectify_due":
+            return payload.get("rectify_due")
+        case "rectified_at" | "followup_at":
+            return _local_time(payload.get(source), profile)
+        case "rectified_on_time":
+            due, done = payload.get("rectify_due"), payload.get("rectified_at")
+            if not due or not done:
+                return None
+            day = to_local(dt.datetime.fromisoformat(done), ZoneInfo(profile.timezone)).date()
+            return _flag(day <= dt.date.fromisoformat(due))
+        case "followup_solved":
+            solved = payload.get("followup_solved")
+            return None if solved is None else _flag(bool(solved))
+        case "followup_satisfaction":
+            level = payload.get("followup_level")
+            return None if level is None else _satisfaction(Level(level), profile)
+    return None
+
+
+_ITEM_SOURCES = frozenset({
+    "item_id", "round", "verification", "rectification_reply", "citizen_result", "rectify_due",
+    "rectified_at", "followup_at", "rectified_on_time", "followup_solved",
+    "followup_satisfaction",
+})
+
+
 def _computed(
     source: str, payload: dict[str, Any], profile: Profile, extra: Extra, fallback: str
 ) -> Any:
+    if source in _ITEM_SOURCES:
+        return _item_source(source, payload, profile)
     level = Level(payload["level"])
     values = profile.values
     match source:
         case "project_no" | "assess_number" | "event" | "kind" | "source":
             return payload.get(source, "rating" if source == "event" else None)
         case "satisfaction":
-            return level.provincial_code if profile.satisfaction == "provincial" else level.gbt_code
+            return _satisfaction(level, profile)
         case "pf":
             is_default = payload.get("source") == RatingSource.DEFAULT
             return (is_default and values.get("pf_default")) or values.get("pf_telephone")
@@ -109,7 +159,9 @@ def _typed(value: Any, kind: str) -> Any:
     return str(value)
 
 
-_INT_BY_DEFAULT = frozenset({"satisfaction", "assess_number"})
+_INT_BY_DEFAULT = frozenset({
+    "satisfaction", "assess_number", "item_id", "round", "followup_satisfaction",
+})
 
 
 def build_record(
@@ -121,9 +173,13 @@ def build_record(
     with_identity: bool = True,
 ) -> dict[str, Any]:
     """The province's record for one outbox payload. ``with_identity=False`` leaves the
-    evaluator's identity fields out (the pull feed, previews)."""
+    evaluator's identity fields out (the pull feed, previews). A 整改 or 反馈 payload is laid
+    out by its record kind's own fields."""
     record: dict[str, Any] = {}
-    for name, source in profile.fields.items():
+    kind = profile.records.get(payload.get("event", "rating"))  # type: ignore[call-overload]
+    fields = kind.fields if kind is not None else profile.fields
+    types = kind.types if kind is not None else profile.types
+    for name, source in fields.items():
         if source in EVALUATOR_SOURCES and not with_identity:
             continue
         if source.startswith("="):
@@ -137,6 +193,6 @@ def build_record(
                 continue
             record[name] = None if value is None else ""
             continue
-        kind = profile.types.get(name) or ("int" if source in _INT_BY_DEFAULT else "str")
-        record[name] = _typed(value, kind)
+        typ = types.get(name) or ("int" if source in _INT_BY_DEFAULT else "str")
+        record[name] = _typed(value, typ)
     return record

@@ -68,6 +68,7 @@ class Receiver:
     after_ack: list[str] = field(default_factory=list)
     bad: list[str] = field(default_factory=list)  # signature or envelope problems
     headers_seen: list[dict[str, str]] = field(default_factory=list)
+    paths: dict[str, str] = field(default_factory=dict)  # key -> the path it was sent to
     bodies: list[bytes] = field(default_factory=list)
     #: requests that reached /elsewhere (where a redirect points): must stay empty
     strays: list[str] = field(default_factory=list)
@@ -88,7 +89,8 @@ class Receiver:
         if self._runner is None:
             app = web.Application()
             app.router.add_post("/push", self._handle)
-            app.router.add_post("/push/invalidate", self._handle)
+            # /push/invalidate, /push/rectification, /push/feedback: a profile's paths
+            app.router.add_post("/push/{kind}", self._handle)
             app.router.add_route("*", "/elsewhere", self._stray)
             self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
             await self._runner.setup()
@@ -190,6 +192,7 @@ class Receiver:
         if not key.startswith(expected):
             self.bad.append(f"key {key!r} does not match the record {expected!r}")
         self.requests[key] += 1
+        self.paths[key] = request.path
         if self.acked[key]:
             self.after_ack.append(key)
         if self.inflight[key]:

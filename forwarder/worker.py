@@ -278,7 +278,7 @@ class Forwarder:
     # ------------------------------------------------------------------ one record
     def url_for(self, event: str) -> str:
         endpoint = self.settings.forwarder_endpoint
-        path = self.profile.invalidation.path if event != "rating" else ""
+        path = self.profile.path_for(event)
         return endpoint.rstrip("/") + path if path else endpoint
 
     async def _deliver(
@@ -293,7 +293,7 @@ class Forwarder:
         payload = entry.payload
         event = payload.get("event", entry.event)
         key = idempotency_key(payload, self.profile)
-        if event != "rating" and self.profile.invalidation.mode == "skip":
+        if self.profile.skips(event):
             log.info("not pushed: the profile skips this event",
                      extra={"outbox_id": entry.id, "key": key, "event": event})
             return _Result(entry, key, Delivered())

@@ -13,6 +13,12 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def local_today(tz: ZoneInfo = BEIJING) -> dt.date:
+    """Today's date in ``tz``. Read through this module (``clock.local_today``), so a test can
+    move the service to another day by replacing :func:`utcnow` here."""
+    return utcnow().astimezone(tz).date()
+
+
 def as_utc(value: dt.datetime) -> dt.datetime:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     if value.tzinfo is None:

@@ -182,6 +182,9 @@ class Settings(BaseSettings):
     # 申诉: an agent may appeal within this many working days of the 差评 (seed 002)
     bad_rating_appeal_days: int = Field(default=5, ge=1)
     bad_rating_watch_interval_seconds: float = Field(default=300.0, gt=0)
+    # the safety sweep looks this far back for a 差评 without an item: an older one is past its
+    # 核实 and 整改 deadlines anyway and needs a person, not an item opened months late
+    bad_rating_sweep_lookback_days: int = Field(default=60, ge=1)
     # webhook for the 工单 system / a messaging bot: 差评 opened, 即将超期, 超期, 督办, 回访
     # result; empty url: events are kept in webhook_outbox and not sent
     webhook_url: str = ""

@@ -45,6 +45,9 @@ class ListQuery(BaseModel):
     agent: str | None = Field(default=None, max_length=32)
     since: dt.datetime | None = Field(default=None, description="opened at or after")
     until: dt.datetime | None = Field(default=None, description="opened before")
+    order: Literal["asc", "desc"] = Field(
+        default="asc", description="asc: oldest first (ids above `after`); desc: newest first "
+        "(ids below `after`, 0 = from the newest)")
     after: int = Field(default=0, ge=0, le=MAX_ID, description="page cursor: the last id seen")
     limit: int = Field(default=100, ge=1, le=1000)
 
@@ -217,7 +220,8 @@ async def list_bad_ratings(request: web.Request) -> web.Response:
     )
     async with ctx.db.sessions() as s:
         rows = await service.list_items(s, actor, filters, policy=ctx.bad_rating_policy, now=now,
-                                        limit=q.limit, after_id=q.after)
+                                        limit=q.limit, after_id=q.after,
+                                        newest_first=q.order == "desc")
     return respond([item_out(ctx, r, now) for r in rows])
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel
 
+from hotline import clock
 from hotline.calendar_coverage import coverage
 from http_api.auth import public
 from http_api.bodies import respond
@@ -82,7 +82,7 @@ async def readyz(request: web.Request) -> web.Response:
 def _calendar_ready(ctx: AppContext) -> tuple[bool, str]:
     """Not ready when a deadline computed today runs past the official calendar: it would
     count holidays as working days (issue 8 defect 7)."""
-    today = dt.datetime.now(ctx.settings.tz).date()
+    today = clock.local_today(ctx.settings.tz)
     problem = coverage(ctx.settings, ctx.workdays, today).problem
     return problem is None, problem or ""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
+from hotline import clock
 from hotline.calendar_coverage import coverage
 from hotline.settings import Settings
 from hotline.workdays import calendar
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _check(settings: Settings, args: argparse.Namespace) -> int:
-    today = args.today or dt.datetime.now(settings.tz).date()
+    today = args.today or clock.local_today(settings.tz)
     workdays = calendar(settings.workday_overrides_file)
     c = coverage(settings, workdays, today)
     years = ", ".join(str(y) for y in c.package_years[-3:])

@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 import importlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
 
-from hotline import logs
+from hotline import clock, logs
 from hotline.calendar_coverage import coverage
 from hotline.settings import Settings
 from service.context import AppContext
@@ -87,7 +86,7 @@ async def serve(settings: Settings, stopping: asyncio.Event | None = None) -> bo
 def _warn_if_calendar_short(ctx: AppContext) -> None:
     """A calendar that ends before today's longest deadline counts holidays as working days
     (issue 8 defect 7): say so at start, loudly; readiness reports it too."""
-    today = dt.datetime.now(ctx.settings.tz).date()
+    today = clock.local_today(ctx.settings.tz)
     problem = coverage(ctx.settings, ctx.workdays, today).problem
     if problem:
         log.warning("working-day calendar too short", extra={"problem": problem})

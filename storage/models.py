@@ -378,7 +378,8 @@ class BadRatingEvent(Base):
     action: Mapped[str] = mapped_column(String(32))
     from_state: Mapped[str | None] = mapped_column(String(24))
     to_state: Mapped[str | None] = mapped_column(String(24))
-    rating_id: Mapped[int | None] = mapped_column(ForeignKey("ratings.id"))
+    # indexed: the safety sweep asks, per recent 差评, whether any timeline row names it
+    rating_id: Mapped[int | None] = mapped_column(ForeignKey("ratings.id"), index=True)
     note: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 

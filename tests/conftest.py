@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from hotline import clock
 from hotline.settings import Settings, load_settings
 from http_api import tokens
 from http_api.app import build_app
@@ -103,11 +104,28 @@ def postgres_url(pg_template: str | None) -> Iterator[str]:
     yield from _pg_clone(pg_template)
 
 
+def covered_years_file(directory: Path) -> Path:
+    """A workday override file declaring this year and the next covered (as a site does once
+    the State Council publishes its 放假安排), so a test that is not about the calendar's reach
+    passes on any date, also after the installed chinesecalendar's last year (``/readyz``
+    and ``hotline serve`` check it). Two years: the longest default deadline (15 working days)
+    always fits, and tests/unit/test_calendar_coverage.py builds its calendars without it."""
+    year = clock.local_today().year
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "covered_years.toml"
+    path.write_text(f"years = [{year}, {year + 1}]\n", encoding="utf-8")
+    return path
+
+
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    """Settings isolated from the developer's environment and files."""
+    """Settings isolated from the developer's environment and files; the working-day calendar
+    covers today's year and the next unless ``workday_overrides_file`` is given (None: the
+    real coverage of the installed package only)."""
     for key in list(os.environ):
         if key.startswith("HOTLINE_") and not key.startswith("HOTLINE_TEST_"):
             os.environ.pop(key)
+    if "workday_overrides_file" not in overrides:
+        overrides["workday_overrides_file"] = covered_years_file(tmp_path)
     return load_settings(Path(os.devnull), data_dir=tmp_path / "data", **overrides)
 
 

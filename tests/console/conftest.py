@@ -33,6 +33,7 @@ USERS = {
     "zhang": ("supervisor", [], None),
     "root": ("admin", [], None),
     "a1001": ("agent", [], "A1001"),
+    "zjj": ("department", ["11440100MB2C91234X"], None),
 }
 
 

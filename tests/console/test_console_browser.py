@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from callback_scheduler import campaigns as camp
 from hotline.clock import utcnow
-from storage.models import CallbackTask, Rating
+from storage.models import BadRatingItem, CallbackTask, Rating
 from tests.console.conftest import Console, expect_refusal, login, screenshot
 
 
@@ -175,3 +175,64 @@ async def test_logging_out_leads_to_the_login_page_and_ends_the_session(page: Pa
     assert status == 401
     await page.goto("/campaigns")
     await expect(page).to_have_url(re.compile(r"/login"))
+
+
+async def _items(console: Console, count: int, prefix: str) -> None:
+    """``count`` 差评 saved through the write path: each opens a 差评 item for D1."""
+    from hotline.levels import Level
+    from storage.ratings import RatingInput, save_rating
+
+    async with console.ctx.db.transaction() as s:
+        for n in range(count):
+            await save_rating(s, RatingInput(
+                project_no=f"CALL-{prefix}.{n}", kind="per_call", source="keypad",
+                level=Level.VERY_DISSATISFIED, reason_codes=["2"], agent_id="A1001",
+                department_code="11440100MB2C91234X"))
+
+
+async def _ids(page: Page, count: int | None = None) -> list[int]:
+    rows = page.locator("[data-test=bad-table] .el-table__body-wrapper tr.el-table__row")
+    if count is not None:
+        await expect(rows).to_have_count(count)
+    await page.wait_for_load_state("networkidle")
+    texts = await rows.evaluate_all("rs => rs.map(r => r.querySelector('td').innerText)")
+    return [int(t) for t in texts]
+
+
+async def test_bad_rating_list_pages_newest_first(page: Page, console: Console) -> None:
+    """listBadRatings order=desc paging (issue 12 ratings search): 20 a page, newest first,
+    the next page continues below the last id, and back again."""
+    await _items(console, 23, "PAGE")
+    await login(page, "zhang")
+    await page.goto("/bad-ratings")
+    await expect(page.locator("[data-test=bad-pager]")).to_contain_text("第 1 页")
+    first = await _ids(page, 20)
+    assert len(first) == 20 and first == sorted(first, reverse=True)
+    async with console.ctx.db.sessions() as s:
+        newest = max(await s.scalars(select(BadRatingItem.id)))
+    assert first[0] == newest
+    await page.click("[data-test=bad-next]")
+    await expect(page.locator("[data-test=bad-pager]")).to_contain_text("第 2 页")
+    second = await _ids(page)
+    assert second and max(second) < min(first) and second == sorted(second, reverse=True)
+    await page.click("[data-test=bad-prev]")
+    await expect(page.locator("[data-test=bad-pager]")).to_contain_text("第 1 页")
+    assert await _ids(page, 20) == first
+
+
+async def test_a_department_sees_its_own_summary_on_the_reports_page(
+    page: Page, console: Console
+) -> None:
+    """Issue 11 "A department sees only its own figures": the summary cards show the
+    department's own 差评数 (the API gives it no centre-wide total)."""
+    await _items(console, 2, "SUMMARY")
+    async with console.ctx.db.sessions() as s:
+        own = len(list(await s.scalars(select(Rating.id).where(
+            Rating.department_code == "11440100MB2C91234X", Rating.valid.is_(True),
+            Rating.level >= 4))))
+    await login(page, "zjj")
+    await page.goto("/reports")
+    card = page.locator("[data-test=report-figure-bad_count]")
+    await expect(card).to_be_visible()
+    await expect(card).to_contain_text(str(own))
+    await screenshot(page, "reports-department")

@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.conftest import covered_years_file
+
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
 
 
@@ -24,7 +26,9 @@ def _free_port() -> int:
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update({"HOTLINE_DATA_DIR": str(tmp_path / "data"), "HOTLINE_LOG_FORMAT": "json"})
+    env.update({"HOTLINE_DATA_DIR": str(tmp_path / "data"), "HOTLINE_LOG_FORMAT": "json",
+                # /readyz answers 200 on any date (tests.conftest.covered_years_file)
+                "HOTLINE_WORKDAY_OVERRIDES_FILE": str(covered_years_file(tmp_path))})
     env.update(extra)
     return env
 

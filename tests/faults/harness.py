@@ -24,6 +24,7 @@ from hotline.clock import as_utc, utcnow
 from ivr.agi.simulated import SimulatedCaller, environment_lines
 from storage.db import Database
 from storage.models import Call, OutboxEntry, OutboxStatus, Rating
+from tests.conftest import covered_years_file
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
 
@@ -57,6 +58,8 @@ class Service:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
         env.update({
             "HOTLINE_DATA_DIR": str(self.tmp_path / "data"),
+            # /readyz answers 200 on any date (tests.conftest.covered_years_file)
+            "HOTLINE_WORKDAY_OVERRIDES_FILE": str(covered_years_file(self.tmp_path)),
             "HOTLINE_DATABASE_URL": self.database_url,
             "HOTLINE_LOG_FORMAT": "json",
             "HOTLINE_FASTAGI_PORT": str(self.agi_port),

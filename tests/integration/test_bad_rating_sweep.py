@@ -6,14 +6,27 @@ such 差评 on the same call joins it; good, invalid and already handled ratings
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import inspect, select, update
 
 from bad_ratings import sweep, worker
 from hotline.clock import utcnow
 from hotline.levels import Level
 from service.context import AppContext
-from storage.models import AuditEntry, BadRatingEvent, BadRatingItem, Call, RatingKind, RatingSource
+from storage.models import (
+    AuditEntry,
+    BadRatingEvent,
+    BadRatingItem,
+    Call,
+    Rating,
+    RatingKind,
+    RatingSource,
+)
 from storage.ratings import AFTER_SAVE, RatingInput, project_no_for_call, save_rating
+from tests.conftest import make_settings
 from tests.integration.test_callback_store import add_call
 
 
@@ -82,3 +95,36 @@ async def test_ratings_saved_through_the_hook_are_not_swept_again(ctx: AppContex
     assert await sweep.sweep(ctx.db, policy=ctx.bad_rating_policy, now=utcnow()) == 0
     async with ctx.db.sessions() as s:
         assert list(await s.scalars(select(BadRatingEvent.action))) == ["open"]
+
+
+async def test_the_sweep_looks_back_as_far_as_the_setting_says(
+    tmp_path: Path, database_url: str
+) -> None:
+    """DOMAIN.md rule 4 (every 差评 reaches the 责任单位): an orphan 差评 70 days old is past
+    the default 60-day look-back and is left to a person; with
+    ``bad_rating_sweep_lookback_days`` = 90 the worker's pass hands it to the loop."""
+    for days, opened in ((60, 0), (90, 1)):
+        ctx = AppContext.create(make_settings(
+            tmp_path / str(days), database_url=database_url,
+            bad_rating_sweep_lookback_days=days))
+        try:
+            if days == 60:
+                await add_call(ctx, "SW-OLD")
+                old = await save_without_hook(ctx, "SW-OLD", Level.VERY_DISSATISFIED)
+                async with ctx.db.transaction() as s:
+                    await s.execute(update(Rating).where(Rating.id == old).values(
+                        rated_at=utcnow() - dt.timedelta(days=70)))
+            await worker.one_pass(ctx, None)
+            assert len(await items(ctx)) == opened
+        finally:
+            await ctx.close()
+
+
+async def test_the_timeline_rating_id_is_indexed(ctx: AppContext) -> None:
+    """The sweep's 'no timeline row names it' test reads an index on both databases."""
+    def names(conn: Any) -> set[str]:
+        return {ix["name"] for ix in inspect(conn).get_indexes("bad_rating_events")}
+
+    async with ctx.db.engine.connect() as conn:
+        found = await conn.run_sync(names)
+    assert "ix_bad_rating_events_rating_id" in found

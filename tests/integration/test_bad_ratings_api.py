@@ -276,3 +276,28 @@ async def test_workorder_updates_and_reopens_a_case(client: Client, ctx: AppCont
     assert actions[-3:] == ["case.update", "bad_rating.assign", "case.reopen"]
     # the 工单 system cannot reveal numbers or act as a department
     assert (await client.get("/api/v1/callbacks/tasks/1/number", headers=wo)).status == 403
+
+
+async def test_list_pages_newest_first_by_cursor(client: Client, ctx: AppContext) -> None:
+    """listBadRatings ``order=desc``: the newest items first, the next page below the last id
+    seen, scope applied on every page (a department never gets another's item)."""
+    for n in range(4):
+        await bad_call(ctx, f"PG-{n}")
+    await bad_call(ctx, "PG-other", department="D2")
+    sup = await bearer(ctx, "supervisor")
+    dep = await bearer(ctx, "department", departments=("D1",))
+
+    async def ids(auth: dict[str, str], **q: Any) -> list[int]:
+        resp = await client.get(BASE, params={k: str(v) for k, v in q.items()}, headers=auth)
+        assert resp.status == 200
+        return [i["id"] for i in await resp.json()]
+
+    every = await ids(sup)
+    assert every == sorted(every) and len(every) == 5  # oldest first stays the default
+    first = await ids(sup, order="desc", limit=2)
+    assert first == every[::-1][:2]
+    assert await ids(sup, order="desc", limit=2, after=first[-1]) == every[::-1][2:4]
+    assert await ids(sup, order="desc", limit=2, after=every[0]) == []
+    own = await ids(dep, order="desc", limit=3)
+    assert own == every[:4][::-1][:3]  # the D2 item (the newest) is not on a D1 page
+    assert await ids(dep, order="desc", limit=3, after=own[-1]) == [every[0]]

@@ -182,3 +182,50 @@ def test_unknown_builtin_and_unreadable_file(tmp_path: Path) -> None:
     broken.write_text("fields = [", encoding="utf-8")
     with pytest.raises(ProfileError, match="not valid"):
         load_file(broken)
+
+
+def _with_records(tmp_path: Path, records: dict[str, Any], **extra: Any) -> Profile:
+    data = profile(tmp_path).model_dump(mode="json") | {"records": records} | extra
+    path = tmp_path / "site.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return load_file(path)
+
+
+def test_loop_record_kinds_are_off_by_default_and_keyed_per_item_and_round(
+    tmp_path: Path,
+) -> None:
+    """Seed 002 第十条 (整改及反馈情况同步报送): a kind goes only where the profile defines it,
+    with its own fields, path and a key per 差评 item and round (a 退回 reply: a revision)."""
+    for name in builtin_names():
+        assert profile(tmp_path, name).records == {}
+    p = _with_records(tmp_path, {
+        "rectification": {"path": "/zg", "fields": {
+            "projectNo": "project_no", "content": "rectification_reply", "due": "rectify_due",
+            "done": "rectified_at", "onTime": "rectified_on_time"}},
+        "feedback": {"fields": {"projectNo": "project_no", "solved": "followup_solved",
+                                "satisfaction": "followup_satisfaction"}},
+    }, invalidation={"mode": "skip", "path": "/inv", "key_suffix": ":invalidation"})
+    item = {"item_id": 9, "round": 2, "revision": 1, "rectification_reply": "已整改",
+            "rectify_due": "2026-02-01", "rectified_at": RATED.isoformat(),
+            "followup_solved": False, "followup_level": 1}
+    zg = payload(event="rectification", **item)
+    assert idempotency_key(zg, p) == "GD2026000123:1:rectification:9:2"
+    assert idempotency_key(zg | {"revision": 2}, p) == "GD2026000123:1:rectification:9:2.2"
+    assert build_record(zg, p, Extra(), fallback_reason="9") == {
+        "projectNo": "GD2026000123", "content": "已整改", "due": "2026-02-01",
+        "done": "2026-02-01 00:00:00", "onTime": "1"}
+    fk = build_record(payload(event="feedback", **item), p, Extra(), fallback_reason="9")
+    assert fk == {"projectNo": "GD2026000123", "solved": "0", "satisfaction": 5}
+    assert (p.path_for("rectification"), p.path_for("feedback"), p.path_for("invalidation"),
+            p.path_for("rating")) == ("/zg", "", "/inv", "")
+    # the invalidations are skipped here; the loop records are not
+    assert (p.skips("invalidation"), p.skips("rectification"), p.skips("rating")) == (
+        True, False, False)
+
+
+def test_a_loop_record_kind_with_an_unknown_source_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="unknown source 'rectify_text'"):
+        _with_records(tmp_path, {"rectification": {"fields": {
+            "projectNo": "project_no", "x": "rectify_text"}}})
+    with pytest.raises(ProfileError, match="project_no"):
+        _with_records(tmp_path, {"feedback": {"fields": {"x": "followup_solved"}}})
