@@ -177,7 +177,8 @@ class SurveyStore:
         delay = RETRY_DELAY
         while True:
             try:
-                return await write()
+                async with self.ctx.db.slots:  # a burst queues here, not in the pool
+                    return await write()
             except Exception:  # OperationalError, pool timeout, failover, a lost race …
                 if loop.time() + delay >= deadline:
                     raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -57,6 +58,20 @@ class Database:
         #: here (storage.ratings.AFTER_SAVE) so storage need not import the rooms above it
         self.info: dict[str, Any] = {}
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, info=self.info)
+        self._slots: asyncio.Semaphore | None = None
+
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        """As many places as the pool has connections. A burst's writers (2,000 surveys saving
+        at once) wait here, as plain asyncio waiters, rather than inside SQLAlchemy's pool
+        checkout, where each waiter holds a greenlet with its own copy of the stack: that cost
+        CPU and most of the server's memory under a burst (issue 13). Only for callers that
+        hold one session at a time (a caller nesting two would wait for itself)."""
+        if self._slots is None:
+            pool = self.engine.pool
+            size = getattr(pool, "size", lambda: 1)() + max(0, getattr(pool, "_max_overflow", 0))
+            self._slots = asyncio.Semaphore(max(1, size))
+        return self._slots
 
     @property
     def is_sqlite(self) -> bool:
