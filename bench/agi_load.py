@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from ivr.agi.simulated import environment_lines
 
 _EXPRESSION = re.compile(rb"\$\{[^{}]*\}")
+_ENCODED = re.compile(rb"\$\{URIENCODE\(([^{}()]*)\)\}")
 _run_ids = itertools.count(1)
 
 
@@ -46,7 +47,13 @@ def _full_variable(line: bytes, linkedid: bytes) -> bytes:
     """``GET FULL VARIABLE "<expression>"``: the linkedid is known, everything else unset."""
     expression = line[len(b"GET FULL VARIABLE "):].strip().strip(b'"')
     value = expression.replace(b"${CHANNEL(linkedid)}", linkedid)
-    value = _EXPRESSION.sub(b"", value)
+    # innermost first, as Asterisk does: ${URIENCODE(${X})} → ${URIENCODE()} → "";
+    # ${URIENCODE(<linkedid>)} → the linkedid (letters, digits and dots need no encoding)
+    while True:
+        unwrapped = _EXPRESSION.sub(b"", _ENCODED.sub(rb"\1", value))
+        if unwrapped == value:
+            break
+        value = unwrapped
     return b"200 result=1 (" + value + b")\n"
 
 

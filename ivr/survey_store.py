@@ -38,9 +38,9 @@ from hotline.statuses import SURVEY_UNRESOLVED as UNRESOLVED
 from ivr.survey import Save
 from ivr.survey_journal import OP_BEGIN, OP_NOT_RATED, OP_SAVE, NetEffect, parse_time
 from service.context import AppContext
-from storage.calls import upsert_call
+from storage.calls import insert_new_call, upsert_call
 from storage.models import Call, Case, Rating, RatingKind, RatingSource, SurveyStatus
-from storage.ratings import RatingInput, project_no_for_call, release_rating, save_rating
+from storage.ratings import RatingInput, project_no_for_call, release_rating, upsert_rating
 
 log = logging.getLogger("hotline.ivr.store")
 
@@ -177,7 +177,8 @@ class SurveyStore:
         delay = RETRY_DELAY
         while True:
             try:
-                return await write()
+                async with self.ctx.db.slots:  # a burst queues here, not in the pool
+                    return await write()
             except Exception:  # OperationalError, pool timeout, failover, a lost race …
                 if loop.time() + delay >= deadline:
                     raise
@@ -193,9 +194,7 @@ class SurveyStore:
 
     def _journal_info(self) -> dict[str, Any]:
         info = self.info
-        protected = info.caller_protected or (
-            self.ctx.vault.protect(info.caller) if info.caller else None
-        )
+        protected = self._protected()
         return {
             "uniqueid": info.uniqueid, "channel": info.channel, "agent_id": info.agent_id,
             "queue": info.queue, "case_number": info.case_number,
@@ -205,6 +204,13 @@ class SurveyStore:
 
     # ----------------------------------------------------------------- database
     async def _begin_db(self, live: bool, now: dt.datetime) -> Existing | None:
+        # the usual case, a call not stored yet: one statement (issue 13); else decide against
+        # the stored row below
+        new_id = await insert_new_call(self.ctx.db, self._new_row(live, now))
+        if new_id is not None:
+            self.call_id = new_id
+            return None
+
         async def change(s: AsyncSession, call: Call) -> Existing | None:
             new = inspect(call).pending
             self._fill(call)
@@ -245,6 +251,35 @@ class SurveyStore:
             return SurveyStatus.IN_PROGRESS
         return SurveyStatus.ABANDONED if self.info.abandoned else SurveyStatus.NOT_RATED
 
+    def _new_row(self, live: bool, now: dt.datetime) -> dict[str, Any]:
+        """The row :meth:`_fill` and :meth:`_begin_db`'s own insert would make, as values."""
+        info = self.info
+        row: dict[str, Any] = {
+            "linkedid": info.linkedid,
+            "started_at": now,
+            "survey_status": self._begin_status(live),
+            "survey_started_at": now if live else None,
+            "ended_at": None if live else now,
+            "uniqueid": _clip(info.uniqueid, 64),
+            "channel": _clip(info.channel, 128),
+            "agent_id": _clip(info.agent_id, 32),
+            "queue": _clip(info.queue, 64),
+            "case_number": _clip(info.case_number, 64),
+            "department_code": _clip(info.department_code, 32),
+        }
+        protected = self._protected()
+        if protected is not None:
+            row.update(caller_enc=protected.encrypted, caller_hash=protected.digest,
+                       caller_masked=protected.masked)
+        return row
+
+    def _protected(self) -> ProtectedNumber | None:
+        """The caller's number through the vault, once per call (encryption costs CPU)."""
+        info = self.info
+        if info.caller_protected is None and info.caller:
+            info.caller_protected = self.ctx.vault.protect(info.caller)
+        return info.caller_protected
+
     def _fill(self, call: Call) -> None:
         """Add what this channel knows; never erase what an earlier step (the API, an earlier
         survey) stored with a value this channel does not have."""
@@ -253,8 +288,8 @@ class SurveyStore:
             call.uniqueid = _clip(info.uniqueid, 64)
         if info.channel:
             call.channel = _clip(info.channel, 128)
-        if (info.caller or info.caller_protected) and not call.caller_hash:
-            protected = info.caller_protected or self.ctx.vault.protect(info.caller or "")
+        protected = self._protected()
+        if protected is not None and not call.caller_hash:
             call.caller_enc = protected.encrypted
             call.caller_hash = protected.digest
             call.caller_masked = protected.masked
@@ -319,7 +354,7 @@ async def store_vote(
     if case_number:
         case_id = await s.scalar(select(Case.id).where(Case.case_number == case_number))
     hold = HOLD_MARGIN + dt.timedelta(seconds=ctx.settings.survey_comment_max_seconds)
-    rating = await save_rating(
+    rating, written = await upsert_rating(
         s,
         RatingInput(
             project_no=project_no,
@@ -335,6 +370,8 @@ async def store_vote(
             department_code=department_code,
             rated_at=vote.rated_at,
         ),
+        # the final save queues its entry ready at once; only one that found nothing new to
+        # write still has to release the entry an earlier save held (one statement less)
         hold_until=None if vote.final else now + hold,
         # only a 差评 has a 整改 deadline; the working-day count is the costliest step of a
         # save (profile, issue 13), so a good rating skips it
@@ -343,7 +380,7 @@ async def store_vote(
         ),
         skip_unchanged=True,
     )
-    if vote.final:
+    if vote.final and not written:
         await release_rating(s, rating.id)
     return rating.id
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,3 +50,21 @@ async def upsert_call(
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def _insert(db: Database) -> Insert:
+    dialect = sqlite if db.is_sqlite else postgresql
+    return dialect.insert(Call)  # type: ignore[no-any-return]
+
+
+async def insert_new_call(db: Database, values: dict[str, Any]) -> int | None:
+    """The row of a call not stored yet, in ONE statement outside any transaction (issue 13: the
+    write before the survey's menu). Returns its id, or None when the linkedid is already stored
+    (the caller then takes :func:`upsert_call`'s path, which decides against what is there)."""
+    statement = (
+        _insert(db).values(**values)
+        .on_conflict_do_nothing(index_elements=[Call.linkedid])
+        .returning(Call.id)
+    )
+    async with db.autocommit() as conn:
+        return await conn.scalar(statement)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -56,6 +58,20 @@ class Database:
         #: here (storage.ratings.AFTER_SAVE) so storage need not import the rooms above it
         self.info: dict[str, Any] = {}
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, info=self.info)
+        self._slots: asyncio.Semaphore | None = None
+
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        """As many places as the pool has connections. A burst's writers (2,000 surveys saving
+        at once) wait here, as plain asyncio waiters, rather than inside SQLAlchemy's pool
+        checkout, where each waiter holds a greenlet with its own copy of the stack: that cost
+        CPU and most of the server's memory under a burst (issue 13). Only for callers that
+        hold one session at a time (a caller nesting two would wait for itself)."""
+        if self._slots is None:
+            pool = self.engine.pool
+            size = getattr(pool, "size", lambda: 1)() + max(0, getattr(pool, "_max_overflow", 0))
+            self._slots = asyncio.Semaphore(max(1, size))
+        return self._slots
 
     @property
     def is_sqlite(self) -> bool:
@@ -66,6 +82,14 @@ class Database:
         """A session whose work commits on success and rolls back on any error."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose every statement commits by itself: a single-statement write then
+        costs one round trip instead of four (pre-ping, BEGIN, the statement, COMMIT), which is
+        what the survey's first write before the menu needs under a burst (issue 13)."""
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     async def ping(self) -> bool:
         try:

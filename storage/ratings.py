@@ -86,6 +86,22 @@ async def save_rating(
     rectification_due: dt.date | None = None,
     skip_unchanged: bool = False,
 ) -> Rating:
+    """See :func:`upsert_rating`; the rating alone."""
+    rating, _changed = await upsert_rating(
+        session, data, hold_until=hold_until, rectification_due=rectification_due,
+        skip_unchanged=skip_unchanged,
+    )
+    return rating
+
+
+async def upsert_rating(
+    session: AsyncSession,
+    data: RatingInput,
+    *,
+    hold_until: dt.datetime | None = None,
+    rectification_due: dt.date | None = None,
+    skip_unchanged: bool = False,
+) -> tuple[Rating, bool]:
     """Insert or update the rating keyed by (project_no, assess_number) and refresh its outbox
     entry. Idempotent: saving the same input twice leaves one rating and one pending entry.
     With ``skip_unchanged``, an input the stored rating already says exactly queues nothing at
@@ -93,7 +109,9 @@ async def save_rating(
     replayed from the survey's journal, is never pushed twice (issue 8 defect 3).
 
     A 差评 on a case marks the case and starts its 整改 deadline (DOMAIN.md rule 4) at
-    ``rectification_due`` (``AppContext.rectification_due``), unless one is already running."""
+    ``rectification_due`` (``AppContext.rectification_due``), unless one is already running.
+
+    Also says whether anything was written (False: ``skip_unchanged`` found nothing new)."""
     rating = await session.scalar(
         select(Rating)
         .where(Rating.project_no == data.project_no, Rating.assess_number == data.assess_number)
@@ -118,18 +136,19 @@ async def save_rating(
             setattr(rating, name, value)
     rating.rated_at = data.rated_at or rating.rated_at or utcnow()
     if skip_unchanged and existed and not session.is_modified(rating):
-        return rating
+        return rating, False
     await session.flush()
     if data.level.is_bad and rating.case_id is not None:
         case = await session.get(Case, rating.case_id)
         if case is not None:
             case.has_bad_rating = True
             case.rectification_due = case.rectification_due or rectification_due
-    await enqueue(session, rating, case_number=data.case_number, hold_until=hold_until)
+    await enqueue(session, rating, case_number=data.case_number, hold_until=hold_until,
+                  fresh=not existed)
     hook = session.info.get(AFTER_SAVE)
     if hook is not None:
         await hook(session, rating)
-    return rating
+    return rating, True
 
 
 async def next_assess_number(session: AsyncSession, project_no: str, *, minimum: int = 2) -> int:
@@ -148,22 +167,15 @@ async def enqueue(
     case_number: str | None = None,
     event: str = "rating",
     hold_until: dt.datetime | None = None,
+    fresh: bool = False,
 ) -> None:
     """Refresh the rating's pending outbox entry, or append a new one when the previous entry is
-    already being sent or delivered (an update then travels as its own record)."""
+    already being sent or delivered (an update then travels as its own record). ``fresh``: the
+    rating was inserted in this transaction, so it has no entry to refresh (one statement less
+    per survey, issue 13)."""
     payload = snapshot(rating, case_number, event)
     when = hold_until or utcnow()
-    result = await session.execute(
-        update(OutboxEntry)
-        .where(
-            OutboxEntry.rating_id == rating.id,
-            OutboxEntry.status == OutboxStatus.PENDING,
-            OutboxEntry.event == event,
-            OutboxEntry.attempts == 0,
-        )
-        .values(payload=payload, ready_at=when, next_attempt_at=when)
-    )
-    if result.rowcount:  # type: ignore[attr-defined]
+    if not fresh and await _refresh_pending(session, rating, event, payload, when):
         return
     session.add(
         OutboxEntry(
@@ -177,6 +189,23 @@ async def enqueue(
         )
     )
     await session.flush()
+
+
+async def _refresh_pending(
+    session: AsyncSession, rating: Rating, event: str, payload: dict[str, Any],
+    when: dt.datetime,
+) -> bool:
+    result = await session.execute(
+        update(OutboxEntry)
+        .where(
+            OutboxEntry.rating_id == rating.id,
+            OutboxEntry.status == OutboxStatus.PENDING,
+            OutboxEntry.event == event,
+            OutboxEntry.attempts == 0,
+        )
+        .values(payload=payload, ready_at=when, next_attempt_at=when)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def release_rating(session: AsyncSession, rating_id: int) -> None:
