@@ -44,7 +44,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hotline.logs import redact
 from service.context import AppContext
-from storage import outbox
+from storage import outbox, outbox_wake
 from storage.models import OutboxEntry, OutboxStatus
 
 from . import lookup, transport
@@ -149,17 +149,30 @@ class Forwarder:
             "worker": self.name, "profile": self.profile.name,
             "transport": self.profile.transport.kind,
         })
-        async with self._session():
-            # two lanes: one claims and records in the database while the other's requests
-            # are on the wire. Claims are atomic, so no entry is in both lanes, and an entry
-            # in flight in one lane holds back its case's later entries in the other.
-            await asyncio.gather(*(self._lane(stopping) for _ in range(LANES)))
+        signal = outbox_wake.signal_of(self.ctx.db)
+        # other processes' commits arrive by NOTIFY (PostgreSQL); this one's directly
+        listening = asyncio.create_task(outbox_wake.listen(
+            self.ctx.db, signal, stopping, self.settings.forwarder_backoff_max
+        ))
+        try:
+            async with self._session():
+                # two lanes: one claims and records in the database while the other's
+                # requests are on the wire. Claims are atomic, so no entry is in both lanes,
+                # and an entry in flight in one lane holds back its case's later entries in
+                # the other.
+                await asyncio.gather(*(self._lane(stopping, signal) for _ in range(LANES)))
+        finally:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
         log.info("forwarder stopped", extra={"worker": self.name})
 
-    async def _lane(self, stopping: asyncio.Event) -> None:
+    async def _lane(self, stopping: asyncio.Event, signal: outbox_wake.Signal) -> None:
         settings = self.settings
         errors = 0  # batches in a row that failed
         while not stopping.is_set():
+            # taken before looking: an entry committed after the look sets this ticket
+            ticket = signal.ticket()
             try:
                 sent = await self.run_once(stopping)
                 errors = 0
@@ -181,7 +194,8 @@ class Forwarder:
                     self.rng,
                 ))
             elif sent == 0:
-                await _sleep(stopping, settings.forwarder_poll_interval)
+                # woken by a commit (issue 13: keypress → receipt), else the poll
+                await _sleep(stopping, settings.forwarder_poll_interval, ticket)
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[aiohttp.ClientSession]:
@@ -427,9 +441,21 @@ class Forwarder:
                         extra={"outbox_ids": lost[:20], "entries": len(lost)})
 
 
-async def _sleep(stopping: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), timeout=max(0.0, seconds))
+async def _sleep(
+    stopping: asyncio.Event, seconds: float, wake: asyncio.Event | None = None
+) -> None:
+    if wake is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=max(0.0, seconds))
+        return
+    if wake.is_set():
+        return
+    waits = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waits, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def run(ctx: AppContext, stopping: asyncio.Event) -> None:
