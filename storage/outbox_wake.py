@@ -152,7 +152,10 @@ async def listen(db: Database, signal: Signal, stopping: asyncio.Event, retry: f
                 def on_notify(*_args: Any) -> None:
                     signal.wake()
 
-                raw.add_termination_listener(lambda *_a: lost.set())
+                def on_close(*_args: Any, lost: asyncio.Event = lost) -> None:
+                    lost.set()
+
+                raw.add_termination_listener(on_close)
                 await raw.add_listener(CHANNEL, on_notify)
                 # entries committed before LISTEN took effect: look once
                 signal.wake()
