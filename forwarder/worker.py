@@ -60,6 +60,9 @@ log = logging.getLogger("hotline.forwarder")
 LEASE_MARGIN = 1.0
 #: batches worked on at once by one forwarder
 LANES = 2
+#: after a wake-up, wait this long before claiming: commits arriving meanwhile share the claim
+#: (at hundreds of commits a second, a claim each would keep the event loop busy)
+WAKE_GATHER = 0.05
 
 
 def worker_name() -> str:
@@ -194,8 +197,10 @@ class Forwarder:
                     self.rng,
                 ))
             elif sent == 0:
-                # woken by a commit (issue 13: keypress → receipt), else the poll
+                # woken by a commit (issue 13: keypress → receipt), else the poll; then a
+                # short pause, so that a burst of commits costs one claim, not one each
                 await _sleep(stopping, settings.forwarder_poll_interval, ticket)
+                await _sleep(stopping, WAKE_GATHER)
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[aiohttp.ClientSession]:

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
+import secrets
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
+from hotline.clock import as_utc, utcnow
 from storage.db import Database
 from storage.models import OutboxEntry
 
@@ -49,6 +52,8 @@ class Signal:
         self._db = db if db is not None and not db.is_sqlite else None
         self._notifying: asyncio.Task[None] | None = None
         self._again = False
+        #: sent as the NOTIFY payload: this process ignores its own (already woken)
+        self.token = secrets.token_hex(8)
 
     def ticket(self) -> asyncio.Event:
         return self._event
@@ -78,7 +83,9 @@ class Signal:
             self._again = False
             try:
                 async with self._db.engine.connect() as conn:
-                    await conn.execute(text(f"SELECT pg_notify('{CHANNEL}', '')"))
+                    await conn.execute(
+                        text(f"SELECT pg_notify('{CHANNEL}', :token)"), {"token": self.token}
+                    )
                     await conn.commit()
             except Exception as exc:  # the poll still finds the entry: only latency is lost
                 log.debug("outbox NOTIFY failed", extra={"error": str(exc)[:200]})
@@ -99,16 +106,29 @@ def signal_of(db: Database) -> Signal:
 
 
 # ---------------------------------------------------------------------- the session events
+def _ready(when: Any) -> bool:
+    """An entry ready at ``when`` is sendable now. A held entry (a survey still running,
+    ready_at in the future) wakes nobody: its release does."""
+    if isinstance(when, dt.datetime):
+        return as_utc(when) <= utcnow() + dt.timedelta(seconds=1)
+    return True  # an SQL expression: assume so (a wake costs one look)
+
+
 @event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, _flush: UOWTransaction) -> None:
-    if SIGNAL in session.info and any(isinstance(o, OutboxEntry) for o in session.new):
+    if SIGNAL in session.info and any(
+        isinstance(o, OutboxEntry) and _ready(o.ready_at) for o in session.new
+    ):
         session.info[_WROTE] = True
 
 
 def _sets_ready_at(statement: Any) -> bool:
-    # the columns an UPDATE sets (keys are column objects or names)
+    # the columns an UPDATE sets (keys are column objects or names, values bound parameters)
     values = getattr(statement, "_values", None) or {}
-    return any(getattr(k, "key", k) == "ready_at" for k in values)
+    return any(
+        getattr(k, "key", k) == "ready_at" and _ready(getattr(v, "value", v))
+        for k, v in values.items()
+    )
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -149,8 +169,9 @@ async def listen(db: Database, signal: Signal, stopping: asyncio.Event, retry: f
                 raw = (await conn.get_raw_connection()).driver_connection
                 assert raw is not None
 
-                def on_notify(*_args: Any) -> None:
-                    signal.wake()
+                def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+                    if payload != signal.token:
+                        signal.wake()
 
                 def on_close(*_args: Any, lost: asyncio.Event = lost) -> None:
                     lost.set()
