@@ -36,6 +36,7 @@ import secrets as pysecrets
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -45,9 +46,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from hotline.logs import redact
 from service.context import AppContext
 from storage import outbox, outbox_wake
-from storage.models import OutboxEntry, OutboxStatus
+from storage.models import OutboxStatus
 
-from . import lookup, transport
+from . import lookup, sm2, transport
 from .breaker import Breaker, Change, State
 from .outcome import Dead, Delivered, Outcome, Retry, backoff, classify
 from .profile import Profile, ProfileError
@@ -79,7 +80,7 @@ def endpoint_of(url: str) -> str:
 class _Lease:
     """The entries this forwarder holds and until when (loop time; renewed by a heartbeat)."""
 
-    def __init__(self, entries: Iterable[OutboxEntry], deadline: float) -> None:
+    def __init__(self, entries: Iterable[outbox.Claimed], deadline: float) -> None:
         self.held = {e.id for e in entries}
         self.deadline = deadline
 
@@ -89,7 +90,7 @@ class _Lease:
 
 @dataclass(frozen=True)
 class _Result:
-    entry: OutboxEntry
+    entry: outbox.Claimed
     key: str
     outcome: Outcome
 
@@ -116,6 +117,9 @@ class Forwarder:
         # requests in flight, across lanes: never more than the connection pool holds, or a
         # request would spend its timeout waiting for a connection
         self._gate = asyncio.Semaphore(ctx.settings.forwarder_concurrency)
+        # SQLite has one writer at a time and makes the others sleep in its busy handler (up
+        # to 100 ms a try): the lanes take turns here instead (issue 13, throughput)
+        self._sqlite_writes = asyncio.Lock() if ctx.db.is_sqlite else None
 
     @classmethod
     def from_context(cls, ctx: AppContext, **kwargs: object) -> Forwarder:
@@ -133,6 +137,8 @@ class Forwarder:
             raise ProfileError(
                 "forwarder_lease_seconds must be at least 2 × forwarder_request_timeout + 1"
             )
+        if profile.transport.kind == "sm2_envelope":
+            sm2.warm(secrets.sm2_receiver_public_key)
         return cls(ctx, profile, secrets, **kwargs)  # type: ignore[arg-type]
 
     def breaker(self, url: str) -> Breaker:
@@ -145,6 +151,12 @@ class Forwarder:
                 self.rng,
             )
         return found
+
+    def _writes(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """Around each outbox write transaction: one lane at a time on SQLite."""
+        if self._sqlite_writes is None:
+            return contextlib.nullcontext()
+        return self._sqlite_writes
 
     # ------------------------------------------------------------------ the loop
     async def run(self, stopping: asyncio.Event) -> None:
@@ -235,9 +247,10 @@ class Forwarder:
         # while the endpoint is failing, one record goes as the probe: claim no more
         limit = settings.forwarder_batch_size if main.state == State.CLOSED else 1
         asked = loop.time()
-        batch = await outbox.claim(
-            self.ctx.db, self.name, limit, settings.forwarder_lease_seconds
-        )
+        async with self._writes():
+            batch = await outbox.claim(
+                self.ctx.db, self.name, limit, settings.forwarder_lease_seconds
+            )
         if not batch:
             return 0
         lease = _Lease(batch, asked + settings.forwarder_lease_seconds)
@@ -251,7 +264,7 @@ class Forwarder:
             )
             gate = self._gate
 
-            async def one(entry: OutboxEntry) -> None:
+            async def one(entry: outbox.Claimed) -> None:
                 async with gate:
                     try:
                         result = await self._deliver(
@@ -275,7 +288,8 @@ class Forwarder:
         await self._record(results)
         if unsent:
             # never sent: back to pending without counting an attempt
-            await outbox.release(self.ctx.db, self.name, unsent)
+            async with self._writes():
+                await outbox.release(self.ctx.db, self.name, unsent)
         return len(batch)
 
     async def _heartbeat(self, lease: _Lease) -> None:
@@ -285,10 +299,11 @@ class Forwarder:
             await asyncio.sleep(every)
             asked = loop.time()
             try:
-                lease.held, _ = await outbox.renew(
-                    self.ctx.db, self.name, sorted(lease.held),
-                    self.settings.forwarder_lease_seconds,
-                )
+                async with self._writes():
+                    lease.held, _ = await outbox.renew(
+                        self.ctx.db, self.name, sorted(lease.held),
+                        self.settings.forwarder_lease_seconds,
+                    )
                 lease.deadline = asked + self.settings.forwarder_lease_seconds
             except (SQLAlchemyError, OSError) as exc:
                 # the deadline stays where it was: sends stop before it passes
@@ -301,7 +316,7 @@ class Forwarder:
         return endpoint.rstrip("/") + path if path else endpoint
 
     async def _deliver(
-        self, entry: OutboxEntry, extra: Extra, lease: _Lease, stopping: asyncio.Event
+        self, entry: outbox.Claimed, extra: Extra, lease: _Lease, stopping: asyncio.Event
     ) -> _Result | None:
         """Send one entry; its result, or None if it was not sent (a stop, the breaker, or a
         lease too short: it is given back untouched)."""
@@ -361,7 +376,7 @@ class Forwarder:
             log.info("endpoint answers again: sending resumed",
                      extra={"endpoint": endpoint_of(url)})
 
-    async def prepare(self, entry: OutboxEntry, extra: Extra) -> tuple[str, transport.Request]:
+    async def prepare(self, entry: outbox.Claimed, extra: Extra) -> tuple[str, transport.Request]:
         """The URL and the signed request for one entry."""
         payload = entry.payload
         record = build_record(
@@ -370,8 +385,10 @@ class Forwarder:
         )
         key = idempotency_key(payload, self.profile)
         if self.profile.transport.kind == "sm2_envelope":  # SM2 point arithmetic: off the loop
-            request = await asyncio.to_thread(
-                transport.build, record, key, self.profile, self.secrets
+            # on one thread of its own: several threads computing at once only fight for
+            # the GIL (issue 13: that cost more CPU than the encryption itself)
+            request = await asyncio.get_running_loop().run_in_executor(
+                _crypto_thread(), transport.build, record, key, self.profile, self.secrets
             )
         else:
             request = transport.build(record, key, self.profile, self.secrets)
@@ -423,7 +440,8 @@ class Forwarder:
                           extra={**fields, "error": r.outcome.error,
                                  "retry_in_seconds": round(delay, 3)})
         try:
-            kept = await outbox.finish_many(self.ctx.db, self.name, finished)
+            async with self._writes():
+                kept = await outbox.finish_many(self.ctx.db, self.name, finished)
         except (SQLAlchemyError, OSError) as exc:
             # the leases run out and the records are sent again: a repeat, never a loss
             log.error("cannot record the outcomes", extra={
@@ -444,6 +462,17 @@ class Forwarder:
         if lost:
             log.warning("lease lost before the outcome was recorded",
                         extra={"outbox_ids": lost[:20], "entries": len(lost)})
+
+
+_CRYPTO: ThreadPoolExecutor | None = None
+
+
+def _crypto_thread() -> ThreadPoolExecutor:
+    """The process's one thread for SM2 envelopes (created on first use, lives as long)."""
+    global _CRYPTO
+    if _CRYPTO is None:
+        _CRYPTO = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotline-sm2")
+    return _CRYPTO
 
 
 async def _sleep(
