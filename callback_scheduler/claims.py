@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, literal, null, select, text, union_all
+from sqlalchemy import bindparam, exists, func, insert, literal, null, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callback_scheduler.contact import ContactLimits, hold_until, load_of
@@ -137,14 +137,7 @@ async def claim(
         pacer = Pacer(limits_of(ctx), await current_load(session, now))
         if pacer.full:
             return []
-        candidates = await _due(session, now, want * CANDIDATE_FACTOR)
-        blocked = set(
-            await session.scalars(
-                select(DoNotCall.number_hash).where(
-                    DoNotCall.number_hash.in_({t.number_hash for t, _ in candidates})
-                )
-            )
-        ) if candidates else set()
+        candidates, blocked = await _due(session, now, want * CANDIDATE_FACTOR)
         # one contact policy across every campaign (DOMAIN.md rule 8; issue 8 defect 4)
         citizens = await load_of(session, {t.number_hash for t, _ in candidates}, now)
         contact = contact_limits(ctx)
@@ -183,9 +176,10 @@ async def claim(
 
 async def _due(
     session: AsyncSession, now: dt.datetime, limit: int
-) -> list[tuple[CallbackTask, Campaign]]:
+) -> tuple[list[tuple[CallbackTask, Campaign]], set[str]]:
     """The next due tasks of the running campaigns, in claiming order (campaign priority, task
-    priority, due time, id), locked with SKIP LOCKED.
+    priority, due time, id), locked with SKIP LOCKED; and which of their numbers are on the
+    do-not-call list (read by the same query: one round trip fewer in the claiming lock).
 
     One query per running campaign, not one join over all tasks: the order crosses two tables,
     so a join must sort every due task (a million pending: hundreds of ms); per campaign, the
@@ -197,12 +191,16 @@ async def _due(
         .where(Campaign.status == CampaignStatus.RUNNING)
         .order_by(Campaign.priority.desc(), Campaign.id)
     )).all()
+    on_list = (
+        exists().where(DoNotCall.number_hash == CallbackTask.number_hash).label("do_not_call")
+    )
     due: list[tuple[CallbackTask, Campaign]] = []
+    blocked: set[str] = set()
     for _, group in itertools.groupby(campaigns, key=lambda c: c.priority):
         same_priority: list[tuple[CallbackTask, Campaign]] = []
         for campaign in group:
-            tasks = await session.scalars(
-                select(CallbackTask)
+            rows = await session.execute(
+                select(CallbackTask, on_list)
                 .where(
                     CallbackTask.campaign_id == campaign.id,
                     CallbackTask.status == TaskStatus.PENDING,
@@ -212,14 +210,17 @@ async def _due(
                     CallbackTask.priority.desc(), CallbackTask.next_attempt_at, CallbackTask.id
                 )
                 .limit(limit - len(due))
-                .with_for_update(skip_locked=True)
+                .with_for_update(skip_locked=True, of=CallbackTask)
             )
-            same_priority += [(task, campaign) for task in tasks]
+            for task, listed in rows:
+                same_priority.append((task, campaign))
+                if listed:
+                    blocked.add(task.number_hash)
         same_priority.sort(key=lambda tc: (-tc[0].priority, tc[0].next_attempt_at, tc[0].id))
         due += same_priority[: limit - len(due)]
         if len(due) >= limit:
             break
-    return due
+    return due, blocked
 
 
 def _hold_back(
