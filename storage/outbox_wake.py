@@ -41,7 +41,7 @@ CHANNEL = "hotline_outbox"
 
 
 class Signal:
-    """"Something may be sendable": a generation of waiters woken together.
+    """Something may be sendable: a generation of waiters woken together.
 
     A waiter takes a :meth:`ticket` *before* looking at the outbox and waits on it after
     finding nothing: a commit in between has already set that ticket, so it is never missed.
@@ -188,8 +188,10 @@ async def listen(db: Database, signal: Signal, stopping: asyncio.Event, retry: f
                     if lost.is_set():
                         conn.invalidate()
         except Exception as exc:
-            log.warning("cannot LISTEN for new outbox entries; polling only meanwhile",
-                        extra={"error": str(exc)[:200]})
+            log.warning(
+                "cannot LISTEN for new outbox entries; polling only meanwhile",
+                extra={"error": str(exc)[:200]},
+            )
         if not stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=retry)

@@ -35,11 +35,17 @@ async def test_a_committed_rating_wakes_and_a_rolled_back_one_does_not(
                     call = Call(linkedid="1700000000.1", agent_id="A1")
                     s.add(call)
                     await s.flush()
-                    await save_rating(s, RatingInput(
-                        project_no=project_no_for_call(call.linkedid), kind=RatingKind.PER_CALL,
-                        source=RatingSource.KEYPAD, level=Level.SATISFIED, call_id=call.id,
-                        agent_id="A1",
-                    ))
+                    await save_rating(
+                        s,
+                        RatingInput(
+                            project_no=project_no_for_call(call.linkedid),
+                            kind=RatingKind.PER_CALL,
+                            source=RatingSource.KEYPAD,
+                            level=Level.SATISFIED,
+                            call_id=call.id,
+                            agent_id="A1",
+                        ),
+                    )
                     raise RuntimeError("roll back")
             except RuntimeError:
                 pass
