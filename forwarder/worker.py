@@ -166,8 +166,9 @@ class Forwarder:
         })
         signal = outbox_wake.signal_of(self.ctx.db)
         # other processes' commits arrive by NOTIFY (PostgreSQL); this one's directly
+        # a lost LISTEN connection is retried soon: meanwhile only the poll finds new entries
         listening = asyncio.create_task(outbox_wake.listen(
-            self.ctx.db, signal, stopping, self.settings.forwarder_backoff_max
+            self.ctx.db, signal, stopping, min(5.0, self.settings.forwarder_backoff_max)
         ))
         try:
             async with self._session():
