@@ -32,7 +32,7 @@ from service.context import AppContext
 #: (priority, share of the tasks): the standing 差评回访 first, then supervisors' campaigns
 CAMPAIGNS = ((100, 0.1), (0, 0.6), (0, 0.3))
 RULES = ('{"windows": ["00:00-24:00"], "working_days_only": false, '
-         '"calls_per_minute": 1000000}')
+         '"calls_per_minute": 10000}')
 
 
 async def _fill(ctx: AppContext, tasks: int) -> None:

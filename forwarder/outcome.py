@@ -124,6 +124,10 @@ def classify(
     cfg: ResponseConfig,
     retry_after_cap: float | None = None,
 ) -> Outcome:
+    if 200 <= status < 300 and not cfg.code_field:
+        # the acknowledgement, whatever the body says (a "duplicate" one too): not parsed,
+        # at thousands of answers a second (issue 13)
+        return Delivered()
     code, message, readable = _code_and_message(body, cfg)
     if _is_duplicate(status, code, message, cfg):
         return Delivered()

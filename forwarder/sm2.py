@@ -158,6 +158,13 @@ def _receiver_point(public_key: str) -> sm2_curve.Affine:
     return point
 
 
+def warm(public_key: str) -> None:
+    """Build the point tables (G and the receiver's key, ~0.2 s) now, at start-up, rather
+    than in the first envelope."""
+    sm2_curve.multiply(1, sm2_curve.G)
+    sm2_curve.multiply(1, _receiver_point(public_key))
+
+
 def encrypt(plain: bytes, public_key: str, fmt: CipherFormat = CipherFormat()) -> str:
     """SM2 public-key encryption (GB/T 32918.4). The point arithmetic is ours
     (forwarder.sm2_curve, tables for G and the receiver's key), SM3 is OpenSSL's."""
@@ -175,7 +182,8 @@ def encrypt(plain: bytes, public_key: str, fmt: CipherFormat = CipherFormat()) -
         t = _kdf(x2 + y2, len(plain))
         if not any(t):  # the KDF gave all zeros: choose another k (standard, step A5)
             continue
-        c2 = bytes(a ^ b for a, b in zip(plain, t, strict=True))
+        # one big-integer XOR, not a Python loop over the bytes
+        c2 = (int.from_bytes(plain, "big") ^ int.from_bytes(t, "big")).to_bytes(len(plain), "big")
         c3 = _sm3(x2 + plain + y2)
         c1_bytes = c1[0].to_bytes(32, "big") + c1[1].to_bytes(32, "big")
         body = c1_bytes + (c3 + c2 if fmt.mode == "C1C3C2" else c2 + c3)

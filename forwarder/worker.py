@@ -36,6 +36,7 @@ import secrets as pysecrets
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -44,10 +45,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hotline.logs import redact
 from service.context import AppContext
-from storage import outbox
-from storage.models import OutboxEntry, OutboxStatus
+from storage import outbox, outbox_wake
+from storage.models import OutboxStatus
 
-from . import lookup, transport
+from . import lookup, sm2, transport
 from .breaker import Breaker, Change, State
 from .outcome import Dead, Delivered, Outcome, Retry, backoff, classify
 from .profile import Profile, ProfileError
@@ -60,6 +61,9 @@ log = logging.getLogger("hotline.forwarder")
 LEASE_MARGIN = 1.0
 #: batches worked on at once by one forwarder
 LANES = 2
+#: after a wake-up, wait this long before claiming: commits arriving meanwhile share the claim
+#: (at hundreds of commits a second, a claim each would keep the event loop busy)
+WAKE_GATHER = 0.05
 
 
 def worker_name() -> str:
@@ -76,7 +80,7 @@ def endpoint_of(url: str) -> str:
 class _Lease:
     """The entries this forwarder holds and until when (loop time; renewed by a heartbeat)."""
 
-    def __init__(self, entries: Iterable[OutboxEntry], deadline: float) -> None:
+    def __init__(self, entries: Iterable[outbox.Claimed], deadline: float) -> None:
         self.held = {e.id for e in entries}
         self.deadline = deadline
 
@@ -86,7 +90,7 @@ class _Lease:
 
 @dataclass(frozen=True)
 class _Result:
-    entry: OutboxEntry
+    entry: outbox.Claimed
     key: str
     outcome: Outcome
 
@@ -113,6 +117,9 @@ class Forwarder:
         # requests in flight, across lanes: never more than the connection pool holds, or a
         # request would spend its timeout waiting for a connection
         self._gate = asyncio.Semaphore(ctx.settings.forwarder_concurrency)
+        # SQLite has one writer at a time and makes the others sleep in its busy handler (up
+        # to 100 ms a try): the lanes take turns here instead (issue 13, throughput)
+        self._sqlite_writes = asyncio.Lock() if ctx.db.is_sqlite else None
 
     @classmethod
     def from_context(cls, ctx: AppContext, **kwargs: object) -> Forwarder:
@@ -130,6 +137,8 @@ class Forwarder:
             raise ProfileError(
                 "forwarder_lease_seconds must be at least 2 × forwarder_request_timeout + 1"
             )
+        if profile.transport.kind == "sm2_envelope":
+            sm2.warm(secrets.sm2_receiver_public_key)
         return cls(ctx, profile, secrets, **kwargs)  # type: ignore[arg-type]
 
     def breaker(self, url: str) -> Breaker:
@@ -143,23 +152,43 @@ class Forwarder:
             )
         return found
 
+    def _writes(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """Around each outbox write transaction: one lane at a time on SQLite."""
+        if self._sqlite_writes is None:
+            return contextlib.nullcontext()
+        return self._sqlite_writes
+
     # ------------------------------------------------------------------ the loop
     async def run(self, stopping: asyncio.Event) -> None:
         log.info("forwarder started", extra={
             "worker": self.name, "profile": self.profile.name,
             "transport": self.profile.transport.kind,
         })
-        async with self._session():
-            # two lanes: one claims and records in the database while the other's requests
-            # are on the wire. Claims are atomic, so no entry is in both lanes, and an entry
-            # in flight in one lane holds back its case's later entries in the other.
-            await asyncio.gather(*(self._lane(stopping) for _ in range(LANES)))
+        signal = outbox_wake.signal_of(self.ctx.db)
+        # other processes' commits arrive by NOTIFY (PostgreSQL); this one's directly
+        # a lost LISTEN connection is retried soon: meanwhile only the poll finds new entries
+        listening = asyncio.create_task(outbox_wake.listen(
+            self.ctx.db, signal, stopping, min(5.0, self.settings.forwarder_backoff_max)
+        ))
+        try:
+            async with self._session():
+                # two lanes: one claims and records in the database while the other's
+                # requests are on the wire. Claims are atomic, so no entry is in both lanes,
+                # and an entry in flight in one lane holds back its case's later entries in
+                # the other.
+                await asyncio.gather(*(self._lane(stopping, signal) for _ in range(LANES)))
+        finally:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
         log.info("forwarder stopped", extra={"worker": self.name})
 
-    async def _lane(self, stopping: asyncio.Event) -> None:
+    async def _lane(self, stopping: asyncio.Event, signal: outbox_wake.Signal) -> None:
         settings = self.settings
         errors = 0  # batches in a row that failed
         while not stopping.is_set():
+            # taken before looking: an entry committed after the look sets this ticket
+            ticket = signal.ticket()
             try:
                 sent = await self.run_once(stopping)
                 errors = 0
@@ -181,7 +210,10 @@ class Forwarder:
                     self.rng,
                 ))
             elif sent == 0:
-                await _sleep(stopping, settings.forwarder_poll_interval)
+                # woken by a commit (issue 13: keypress → receipt), else the poll; then a
+                # short pause, so that a burst of commits costs one claim, not one each
+                await _sleep(stopping, settings.forwarder_poll_interval, ticket)
+                await _sleep(stopping, WAKE_GATHER)
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[aiohttp.ClientSession]:
@@ -216,9 +248,10 @@ class Forwarder:
         # while the endpoint is failing, one record goes as the probe: claim no more
         limit = settings.forwarder_batch_size if main.state == State.CLOSED else 1
         asked = loop.time()
-        batch = await outbox.claim(
-            self.ctx.db, self.name, limit, settings.forwarder_lease_seconds
-        )
+        async with self._writes():
+            batch = await outbox.claim(
+                self.ctx.db, self.name, limit, settings.forwarder_lease_seconds
+            )
         if not batch:
             return 0
         lease = _Lease(batch, asked + settings.forwarder_lease_seconds)
@@ -232,7 +265,7 @@ class Forwarder:
             )
             gate = self._gate
 
-            async def one(entry: OutboxEntry) -> None:
+            async def one(entry: outbox.Claimed) -> None:
                 async with gate:
                     try:
                         result = await self._deliver(
@@ -256,7 +289,8 @@ class Forwarder:
         await self._record(results)
         if unsent:
             # never sent: back to pending without counting an attempt
-            await outbox.release(self.ctx.db, self.name, unsent)
+            async with self._writes():
+                await outbox.release(self.ctx.db, self.name, unsent)
         return len(batch)
 
     async def _heartbeat(self, lease: _Lease) -> None:
@@ -266,10 +300,11 @@ class Forwarder:
             await asyncio.sleep(every)
             asked = loop.time()
             try:
-                lease.held, _ = await outbox.renew(
-                    self.ctx.db, self.name, sorted(lease.held),
-                    self.settings.forwarder_lease_seconds,
-                )
+                async with self._writes():
+                    lease.held, _ = await outbox.renew(
+                        self.ctx.db, self.name, sorted(lease.held),
+                        self.settings.forwarder_lease_seconds,
+                    )
                 lease.deadline = asked + self.settings.forwarder_lease_seconds
             except (SQLAlchemyError, OSError) as exc:
                 # the deadline stays where it was: sends stop before it passes
@@ -282,7 +317,7 @@ class Forwarder:
         return endpoint.rstrip("/") + path if path else endpoint
 
     async def _deliver(
-        self, entry: OutboxEntry, extra: Extra, lease: _Lease, stopping: asyncio.Event
+        self, entry: outbox.Claimed, extra: Extra, lease: _Lease, stopping: asyncio.Event
     ) -> _Result | None:
         """Send one entry; its result, or None if it was not sent (a stop, the breaker, or a
         lease too short: it is given back untouched)."""
@@ -342,7 +377,7 @@ class Forwarder:
             log.info("endpoint answers again: sending resumed",
                      extra={"endpoint": endpoint_of(url)})
 
-    async def prepare(self, entry: OutboxEntry, extra: Extra) -> tuple[str, transport.Request]:
+    async def prepare(self, entry: outbox.Claimed, extra: Extra) -> tuple[str, transport.Request]:
         """The URL and the signed request for one entry."""
         payload = entry.payload
         record = build_record(
@@ -351,8 +386,10 @@ class Forwarder:
         )
         key = idempotency_key(payload, self.profile)
         if self.profile.transport.kind == "sm2_envelope":  # SM2 point arithmetic: off the loop
-            request = await asyncio.to_thread(
-                transport.build, record, key, self.profile, self.secrets
+            # on one thread of its own: several threads computing at once only fight for
+            # the GIL (issue 13: that cost more CPU than the encryption itself)
+            request = await asyncio.get_running_loop().run_in_executor(
+                _crypto_thread(), transport.build, record, key, self.profile, self.secrets
             )
         else:
             request = transport.build(record, key, self.profile, self.secrets)
@@ -404,7 +441,8 @@ class Forwarder:
                           extra={**fields, "error": r.outcome.error,
                                  "retry_in_seconds": round(delay, 3)})
         try:
-            kept = await outbox.finish_many(self.ctx.db, self.name, finished)
+            async with self._writes():
+                kept = await outbox.finish_many(self.ctx.db, self.name, finished)
         except (SQLAlchemyError, OSError) as exc:
             # the leases run out and the records are sent again: a repeat, never a loss
             log.error("cannot record the outcomes", extra={
@@ -427,9 +465,32 @@ class Forwarder:
                         extra={"outbox_ids": lost[:20], "entries": len(lost)})
 
 
-async def _sleep(stopping: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), timeout=max(0.0, seconds))
+_CRYPTO: ThreadPoolExecutor | None = None
+
+
+def _crypto_thread() -> ThreadPoolExecutor:
+    """The process's one thread for SM2 envelopes (created on first use, lives as long)."""
+    global _CRYPTO
+    if _CRYPTO is None:
+        _CRYPTO = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotline-sm2")
+    return _CRYPTO
+
+
+async def _sleep(
+    stopping: asyncio.Event, seconds: float, wake: asyncio.Event | None = None
+) -> None:
+    if wake is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=max(0.0, seconds))
+        return
+    if wake.is_set():
+        return
+    waits = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waits, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def run(ctx: AppContext, stopping: asyncio.Event) -> None:

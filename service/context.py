@@ -37,6 +37,10 @@ class AppContext:
         from bad_ratings import hook
 
         self.bad_rating_policy = hook.install(self.db, self.settings, self.workdays)
+        # a committed rating wakes the forwarder (here, and elsewhere by NOTIFY; issue 13)
+        from storage import outbox_wake
+
+        outbox_wake.install(self.db)
 
     @classmethod
     def create(cls, settings: Settings) -> AppContext:
