@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callback_scheduler import campaigns as camp
 from callback_scheduler import csvimport, tasks
@@ -23,6 +24,7 @@ from hotline.progress import Progress, bar
 from hotline.settings import Settings
 from service.commands import CommandError, with_context
 from service.context import AppContext
+from storage.audit import CLI_ACTOR, record_audit
 
 T = TypeVar("T")
 
@@ -191,6 +193,14 @@ def _summary_json(s: camp.Summary) -> dict[str, Any]:
             "callback_rate": s.callback_rate}
 
 
+async def _audit(s: AsyncSession, action: str, subject_type: str, subject_id: int | None,
+                 details: dict[str, Any]) -> None:
+    """A supervisor's decision at the console is audited like the API's (same actions), in
+    the transaction of the change."""
+    await record_audit(s, actor=CLI_ACTOR, role="admin", action=action,
+                       subject_type=subject_type, subject_id=subject_id, details=details)
+
+
 # ------------------------------------------------------------------------- commands
 def _create(settings: Settings, args: argparse.Namespace) -> int:
     rules, flt = _rules(args), _filter(args)
@@ -202,12 +212,21 @@ def _create(settings: Settings, args: argparse.Namespace) -> int:
             c = await camp.create_campaign(s, ctx, name=args.name, kind=args.kind, rules=rules,
                                            created_by=args.by, now=now, priority=args.priority)
             print(f"campaign #{c.id} created ({c.status})")
+            added = None
             if flt is not None:
-                _print_added(await camp.add_by_filter(s, ctx, c.id, flt, now))
+                added = await camp.add_by_filter(s, ctx, c.id, flt, now)
+                _print_added(added)
+            await _audit(s, "campaign.create", "campaign", c.id, {
+                "name": c.name, "kind": c.kind, "priority": c.priority, "by": args.by,
+                "added": None if added is None else added.added})
             if data is not None:
-                _print_added(await camp.import_csv(s, ctx, c.id, data, now))
+                imported = await camp.import_csv(s, ctx, c.id, data, now)
+                _print_added(imported)
+                await _audit(s, "campaign.import", "campaign", c.id,
+                             {"bytes": len(data), "added": imported.added})
             if args.start:
                 await camp.change_status(s, ctx, c.id, "start", now)
+                await _audit(s, "campaign.start", "campaign", c.id, {})
                 print(f"campaign #{c.id} running")
             return 0
 
@@ -228,6 +247,7 @@ def _change(settings: Settings, args: argparse.Namespace) -> int:
     async def work(ctx: AppContext) -> int:
         async with ctx.db.transaction() as s:
             c = await camp.change_status(s, ctx, args.id, args.action, utcnow())
+            await _audit(s, f"campaign.{args.action}", "campaign", c.id, {})
         print(f"campaign #{c.id} {c.status}")
         return 0
 
@@ -256,6 +276,8 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
         progress.stage(f"checking about {rows} rows against the database")
         async with ctx.db.transaction() as s:
             result = await camp.import_csv(s, ctx, args.id, data, utcnow())
+            await _audit(s, "campaign.import", "campaign", args.id,
+                         {"bytes": len(data), "added": result.added})
             progress.stage("writing the tasks")
         progress.finish("committed")
         _print_added(result)
@@ -329,6 +351,9 @@ def _do_not_call(settings: Settings, args: argparse.Namespace) -> int:
         protected = ctx.vault.protect(args.number)
         async with ctx.db.transaction() as s:
             added = await camp.add_do_not_call(s, protected, "supervisor", utcnow())
+            # masked only: the audit log never holds a full number (DOMAIN.md rule 8)
+            await _audit(s, "do_not_call.add", "do_not_call", None,
+                         {"number_masked": protected.masked, "added": added})
         print(f"{protected.masked} {'added to' if added else 'already on'} the do-not-call list")
         return 0
 

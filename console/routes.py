@@ -230,6 +230,7 @@ async def change_password(request: web.Request) -> web.StreamResponse:
             raise ApiError(422, "validation_failed", str(exc)) from exc
         await sessions.end_all_for(s, user.id)
         cookie, _ = await sessions.start(s, user, ctx.settings.console_session_hours)
+        await _audit(s, request, "user.change_password", user.id, {"username": user.username})
     log.info("console password changed", extra={"user": user.username})
     response = web.Response(status=204)
     _set_cookie(request, response, cookie, int(ctx.settings.console_session_hours * 3600))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from aiohttp import web
@@ -33,6 +34,7 @@ from http_api.keys import app_ctx, principal
 from http_api.openapi import ErrorBody, Response, operation
 from ivr import handoff
 from service.context import AppContext
+from storage.audit import record_audit
 from storage.calls import upsert_call
 from storage.models import Call
 
@@ -122,9 +124,18 @@ async def _stored_call(ctx: AppContext, linkedid: str) -> Call | None:
         return await session.scalar(select(Call).where(Call.linkedid == linkedid))
 
 
+async def _audit(session: AsyncSession, request: web.Request, action: str, linkedid: str,
+                 details: dict[str, str | bool | None]) -> None:
+    """An agent's hand-off or case attached is audited (DEVELOPERS.md: every state change a
+    person makes), in the transaction of the change it records."""
+    who = principal(request)
+    await record_audit(session, actor=who.name, role=who.role, action=action,
+                       subject_type="call", subject_id=linkedid, details=details)
+
+
 async def _store_case(
     ctx: AppContext, linkedid: str, case_number: str | None, department: str | None, *,
-    create: bool,
+    create: bool, audit: Callable[[AsyncSession], Awaitable[None]],
 ) -> Call | None:
     """Put the case and/or department on the call's row (created if ``create``); None if there
     is no row. A value not given leaves the stored one alone.
@@ -140,6 +151,7 @@ async def _store_case(
             for name, value in values.items():
                 setattr(call, name, value)
             await session.flush()
+            await audit(session)
             return call
         stored = await session.execute(
             update(Call)
@@ -150,6 +162,7 @@ async def _store_case(
         if stored.rowcount != 1:  # type: ignore[attr-defined]
             raise _already_rated(call.linkedid)
         await session.refresh(call)
+        await audit(session)
         return call
 
     return await upsert_call(ctx.db, linkedid, change, create=create)
@@ -195,8 +208,17 @@ async def handoff_call(request: web.Request) -> web.Response:
         raise ApiError(409, "already_in_survey", "the caller is already in the survey") from exc
     except AmiError as exc:
         raise _unavailable(exc) from exc
+    details = {"case_number": body.case_number, "department": body.department}
+
+    async def audit(session: AsyncSession) -> None:
+        await _audit(session, request, "call.handoff", linkedid, details)
+
     if body.case_number or body.department:  # stored now, whatever becomes of the survey
-        await _store_case(ctx, linkedid, body.case_number, body.department, create=True)
+        await _store_case(ctx, linkedid, body.case_number, body.department, create=True,
+                          audit=audit)
+    else:
+        async with ctx.db.transaction() as session:
+            await audit(session)
     log.info("caller handed to the survey", extra={"linkedid": linkedid,
                                                    "by": principal(request).name})
     return respond(HandoffOut(linkedid=linkedid, case_number=body.case_number,
@@ -247,7 +269,13 @@ async def attach_case(request: web.Request) -> web.Response:
         # case is kept even while Asterisk cannot be asked (nothing the agent typed is lost).
         log.warning("AMI unavailable; case stored on the call only", extra={"linkedid": linkedid})
         live = True
-    call = await _store_case(ctx, linkedid, body.case_number, body.department, create=live)
+
+    async def audit(session: AsyncSession) -> None:
+        await _audit(session, request, "call.attach_case", linkedid, {
+            "case_number": body.case_number, "department": body.department, "live": live})
+
+    call = await _store_case(ctx, linkedid, body.case_number, body.department, create=live,
+                             audit=audit)
     if call is None:
         raise ApiError(404, "no_such_call", f"no live or stored call {linkedid}")
     return respond(CaseOut(linkedid=linkedid, case_number=body.case_number,

@@ -142,7 +142,8 @@ async def _audit(s: AsyncSession, request: web.Request, action: str, campaign_id
 
 @requires(*ROLES)
 @operation(summary="Create a draft campaign, optionally filled by a filter", tags=TAGS,
-           request_body=CampaignIn, responses={201: CampaignOut})
+           request_body=CampaignIn, responses={201: CampaignOut},
+           operation_id="createCampaign")
 async def create_campaign(request: web.Request) -> web.Response:
     body = await read_json(request, CampaignIn)
     ctx, who = app_ctx(request), principal(request)
@@ -163,7 +164,8 @@ async def create_campaign(request: web.Request) -> web.Response:
 
 @requires(*ROLES)
 @operation(summary="All campaigns with their progress", tags=TAGS,
-           responses={200: list[CampaignOut]})
+           responses={200: list[CampaignOut]},
+           operation_id="listCampaigns")
 async def list_campaigns(request: web.Request) -> web.Response:
     ctx = app_ctx(request)
     async with ctx.db.sessions() as s:
@@ -173,7 +175,8 @@ async def list_campaigns(request: web.Request) -> web.Response:
 
 @requires(*ROLES)
 @operation(summary="One campaign's progress and 回访率", tags=TAGS, path=CampaignPath,
-           responses={200: CampaignOut, 404: "No such campaign"})
+           responses={200: CampaignOut, 404: "No such campaign"},
+           operation_id="getCampaign")
 async def get_campaign(request: web.Request) -> web.Response:
     path = read_path(request, CampaignPath)
     ctx = app_ctx(request)
@@ -185,7 +188,8 @@ async def get_campaign(request: web.Request) -> web.Response:
 @requires(*ROLES)
 @operation(summary="Start (or resume), pause or cancel a campaign", tags=TAGS, path=ActionPath,
            responses={200: CampaignOut, 404: "No such campaign",
-                      422: "Not possible from the campaign's status"})
+                      422: "Not possible from the campaign's status"},
+           operation_id="changeCampaignStatus")
 async def campaign_action(request: web.Request) -> web.Response:
     path = read_path(request, ActionPath)
     ctx = app_ctx(request)
@@ -198,7 +202,8 @@ async def campaign_action(request: web.Request) -> web.Response:
 
 @requires(*ROLES)
 @operation(summary="Add tasks by filter", tags=TAGS, path=CampaignPath,
-           request_body=camp.CampaignFilter, responses={200: AddedOut})
+           request_body=camp.CampaignFilter, responses={200: AddedOut},
+           operation_id="addCampaignTasks")
 async def add_by_filter(request: web.Request) -> web.Response:
     path = read_path(request, CampaignPath)
     flt = await read_json(request, camp.CampaignFilter)
@@ -217,6 +222,7 @@ async def add_by_filter(request: web.Request) -> web.Response:
     "rejects the whole file (422, details list every line); nothing is half-imported.",
     tags=TAGS, path=CampaignPath,
     responses={200: AddedOut, 415: "Not text/csv", 422: "Bad rows, with their line numbers"},
+    operation_id="importCampaignList",
 )
 async def import_csv(request: web.Request) -> web.Response:
     path = read_path(request, CampaignPath)
@@ -233,7 +239,8 @@ async def import_csv(request: web.Request) -> web.Response:
 
 @requires(*ROLES)
 @operation(summary="The manual follow-up list: citizens the dialer could not reach",
-           tags=TAGS, query=ManualQuery, responses={200: list[tasks.ManualItem]})
+           tags=TAGS, query=ManualQuery, responses={200: list[tasks.ManualItem]},
+           operation_id="listManualFollowups")
 async def manual_list(request: web.Request) -> web.Response:
     query = read_query(request, ManualQuery)
     ctx = app_ctx(request)
@@ -245,7 +252,8 @@ async def manual_list(request: web.Request) -> web.Response:
 @requires(*ROLES)
 @operation(summary="Record the result of a manual call (counts toward 回访率)", tags=TAGS,
            path=TaskPath, request_body=ManualIn,
-           responses={200: TaskOut, 404: "No such task", 409: "Under way or already done"})
+           responses={200: TaskOut, 404: "No such task", 409: "Under way or already done"},
+           operation_id="recordManualResult")
 async def record_manual(request: web.Request) -> web.Response:
     path = read_path(request, TaskPath)
     body = await read_json(request, ManualIn)
@@ -270,7 +278,8 @@ class RevealQuery(BaseModel):
 @requires(*ROLES)
 @operation(summary="One task's number, for a manual call (each reveal is audited with its "
            "reason)", tags=TAGS, path=TaskPath, query=RevealQuery,
-           responses={200: NumberOut, 404: "No such task"})
+           responses={200: NumberOut, 404: "No such task"},
+           operation_id="revealNumber")
 async def reveal_number(request: web.Request) -> web.Response:
     path = read_path(request, TaskPath)
     query = read_query(request, RevealQuery)

@@ -7,18 +7,21 @@ citizen's number goes in and never comes back out: responses show it masked (rul
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callback_scheduler import cases as svc
 from hotline.clock import utcnow
 from hotline.privacy import normalise_number
 from http_api.auth import requires
 from http_api.bodies import read_json, read_path, respond
-from http_api.keys import app_ctx
+from http_api.keys import app_ctx, principal
 from http_api.openapi import Response, operation
 from service.context import AppContext
+from storage.audit import record_audit
 from storage.models import CallbackTask, Case
 
 TAGS = ["cases"]
@@ -124,6 +127,15 @@ def case_out(case: Case, task: CallbackTask | None = None) -> CaseOut:
     )
 
 
+async def _audit(s: AsyncSession, request: web.Request, action: str, case_number: str,
+                 details: dict[str, Any]) -> None:
+    """The 工单 system's (or a supervisor's) change to a case is audited like a person's:
+    a close decides the 回访. The citizen's number is never in ``details`` (rule 8)."""
+    who = principal(request)
+    await record_audit(s, actor=who.name, role=who.role, action=action,
+                       subject_type="case", subject_id=case_number, details=details)
+
+
 @requires(*ROLES)
 @operation(
     summary="Report a new case (工单)", tags=TAGS, request_body=CaseIn,
@@ -137,6 +149,10 @@ async def create_case(request: web.Request) -> web.Response:
     async with ctx.db.transaction() as s:
         case, created = await svc.create_case(s, ctx, svc.NewCase(**body.model_dump()),
                                               utcnow())
+        if created:  # a retry with the same data changes nothing
+            await _audit(s, request, "case.create", case.case_number, {
+                "department_code": case.department_code,
+                "call_linkedid": body.call_linkedid})
     return respond(case_out(case), status=201 if created else 200)
 
 
@@ -154,6 +170,9 @@ async def close_case(request: web.Request) -> web.Response:
             s, ctx, path.case_number, rectification_result=body.rectification_result,
             bad_rating=body.bad_rating, now=utcnow(), closed_at=body.closed_at,
         )
+        if not closed.already_closed:
+            await _audit(s, request, "case.close", path.case_number, {
+                "bad_rating": closed.case.has_bad_rating, "callback": closed.callback})
     return respond(ClosedOut(case=case_out(closed.case, closed.task),
                              already_closed=closed.already_closed, callback=closed.callback))
 

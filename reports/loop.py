@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bad_ratings.machine import FINDING_LABELS as MACHINE_FINDING_LABELS
 from bad_ratings.machine import LABELS, Action, Finding, State
-from reports.engine import Counts, Window, _n
+from hotline.levels import Level
+from reports.engine import Counts, Window, _n, grouped_counts
 from storage.models import BadRatingEvent, BadRatingItem, Call, Rating
 
 # The item states, findings and labels are bad_ratings.machine's (one place for each fact);
@@ -105,7 +106,8 @@ async def loop_counts(
         _n(or_(late, open_late)),
         _n(done),
         _n(called),
-        _n(and_(called, item.followup_level <= 3)),
+        # satisfied at the 回访 = not a 差评 level (Level.is_bad, in SQL)
+        _n(and_(called, item.followup_level < int(Level.DISSATISFIED))),
         func.coalesce(func.sum(appeals), 0),
         _n(item.state == INVALID),
     ).where(item.opened_at >= window.start, item.opened_at < window.end)
@@ -113,14 +115,7 @@ async def loop_counts(
         query = query.outerjoin(Call, Call.id == item.call_id)
     if window.departments is not None:
         query = query.where(item.department_code.in_(window.departments))
-    if group is not None:
-        query = query.group_by(group)
-    result: dict[str | None, Counts] = {}
-    for row in await session.execute(query):
-        key = row[0] if group is not None else None
-        numbers = row[1:] if group is not None else row
-        result[key] = {k: int(v) for k, v in zip(LOOP_COUNTS, numbers, strict=True)}
-    return result
+    return await grouped_counts(session, query, group, LOOP_COUNTS)
 
 
 @dataclass

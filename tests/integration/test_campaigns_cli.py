@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from service import cli
 from service.context import AppContext
+from storage.audit import list_audit
 from storage.models import CallbackTask, DoNotCall
 from tests.conftest import make_settings
 from tests.integration.test_callback_store import NUMBER, closed_bad_case, settle_open_tasks
@@ -114,3 +115,23 @@ def test_supervisor_runs_a_campaign_from_the_cli(
             await ctx.close()
 
     assert asyncio.run(dnc_rows()) == ["139****9000"]
+
+    async def audit_rows() -> list[tuple[str, str, str | None, dict[str, object]]]:
+        ctx = AppContext.create(settings)
+        try:
+            async with ctx.db.sessions() as s:
+                return [(e.actor, e.action, e.subject_id, e.details)
+                        for e in await list_audit(s)]
+        finally:
+            await ctx.close()
+
+    # DEVELOPERS.md: every state change a person makes is audited — from the console too;
+    # refused commands (the bad import, campaign 9999) leave no row
+    rows = asyncio.run(audit_rows())
+    campaign_rows = [(actor, action, sid) for actor, action, sid, _ in rows
+                     if action.startswith("campaign.")]
+    assert campaign_rows == [("cli", "campaign.create", cid), ("cli", "campaign.start", cid),
+                             ("cli", "campaign.pause", cid)]
+    [dnc] = [r for r in rows if r[1] == "do_not_call.add"]
+    assert dnc[3] == {"number_masked": "139****9000", "added": True}
+    assert "13900139000" not in str(rows)  # rule 8: the audit holds masked numbers only

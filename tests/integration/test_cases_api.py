@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hotline.levels import Level
 from service.context import AppContext
+from storage.audit import list_audit
 from tests.conftest import Client, bearer
 from tests.integration.test_callback_store import NUMBER, add_call, rate_call
 from tests.unit.test_http_openapi import assert_valid_openapi
@@ -66,3 +67,22 @@ async def test_openapi_documents_the_case_and_campaign_routes(client: Client) ->
     assert {"/api/v1/cases", "/api/v1/cases/{case_number}/close", "/api/v1/campaigns",
             "/api/v1/campaigns/{campaign_id}/import", "/api/v1/callbacks/manual"} <= set(
         doc["paths"])
+
+
+async def test_case_create_and_close_are_audited_once(client: Client, ctx: AppContext) -> None:
+    """DEVELOPERS.md: every state change is audited; a retried event or a second close changes
+    nothing and adds no row. Rule 8: the citizen's number is not in the audit."""
+    auth = await bearer(ctx, "workorder")
+    body = {"case_number": "GD-AUD-1", "department_code": "D1", "citizen_number": NUMBER}
+    for _ in range(2):
+        assert (await client.post("/api/v1/cases", json=body, headers=auth)).status in (200, 201)
+    for _ in range(2):
+        resp = await client.post("/api/v1/cases/GD-AUD-1/close", json={}, headers=auth)
+        assert resp.status == 200
+    async with ctx.db.sessions() as s:
+        rows = await list_audit(s, subject_type="case")
+    assert [(r.actor, r.role, r.action, r.subject_id) for r in rows] == [
+        ("workorder-x", "workorder", "case.create", "GD-AUD-1"),
+        ("workorder-x", "workorder", "case.close", "GD-AUD-1")]
+    assert rows[1].details["bad_rating"] is False
+    assert NUMBER not in str([r.details for r in rows])

@@ -258,3 +258,22 @@ def test_user_commands_create_and_reset(console_ctx: AppContext,
     finally:
         os.environ.pop("HOTLINE_DATABASE_URL")
         os.environ.pop("HOTLINE_DATA_DIR")
+
+
+async def test_changing_ones_own_password_is_audited(client: Client,
+                                                     console_ctx: AppContext) -> None:
+    """DEVELOPERS.md: every state change a person makes is audited; a wrong current password
+    changes nothing and leaves no row."""
+    await _user(console_ctx, "zhao", "supervisor")
+    csrf = await _login(client, "zhao")
+    wrong = await client.post("/api/v1/session/password", headers={CSRF_HEADER: csrf},
+                              json={"old_password": "nope", "new_password": "n3w-horse-battery"})
+    assert wrong.status == 403
+    ok = await client.post("/api/v1/session/password", headers={CSRF_HEADER: csrf},
+                           json={"old_password": PASSWORD, "new_password": "n3w-horse-battery"})
+    assert ok.status == 204, await ok.text()
+    async with console_ctx.db.sessions() as s:
+        rows = list(await s.scalars(audit_query(action="user.change_password")))
+    assert [(r.actor, r.role, r.details) for r in rows] == [
+        ("zhao", "supervisor", {"username": "zhao"})]
+    assert "n3w-horse-battery" not in str(rows[0].details)

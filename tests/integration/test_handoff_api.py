@@ -19,6 +19,7 @@ from sandbox import testcall
 from sandbox.carrier import Carrier, HangUp, Pause, keys_number
 from sandbox.instance import AsteriskSandbox
 from service.context import AppContext
+from storage.audit import list_audit
 from storage.models import SurveyStatus
 
 pytestmark = pytest.mark.asterisk
@@ -78,6 +79,12 @@ async def test_agent_hands_the_caller_to_the_survey_through_the_api(
     assert late.status == 409 and (await late.json())["error"]["code"] == "caller_gone"
     rated = await api.put(f"{base}/case", json={"case_number": "GD-OTHER"}, headers=agent)
     assert rated.status == 409 and (await rated.json())["error"]["code"] == "already_rated"
+    # DEVELOPERS.md: the agent's two changes are audited; the refused ones leave no row
+    async with hotline_service.db.sessions() as s:
+        rows = await list_audit(s, subject_type="call", subject_id=placed.linkedid)
+    assert [(r.actor, r.action, r.details["case_number"], r.details["department"])
+            for r in rows] == [("agent-handoff", "call.attach_case", CASE, None),
+                               ("agent-handoff", "call.handoff", None, DEPT)]
 
 
 async def test_unknown_call_is_404_and_only_agents_may_hand_off(

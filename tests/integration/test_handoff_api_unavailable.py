@@ -14,7 +14,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from http_api import tokens
 from http_api.app import build_app
+from http_api.keys import CTX
 from service.context import AppContext
+from storage.audit import list_audit
 from tests.conftest import make_settings
 
 Client = TestClient[web.Request, web.Application]
@@ -61,3 +63,9 @@ async def test_case_attached_while_asterisk_is_down_is_kept(client: tuple[Client
     again = await api.put("/api/v1/calls/1700000000.6/case", headers=headers,
                           json={"case_number": "GD2"})
     assert (await again.json())["case_number"] == "GD2"
+    # DEVELOPERS.md: an agent's change is audited, one row per stored change
+    async with api.server.app[CTX].db.sessions() as s:
+        rows = await list_audit(s, subject_type="call")
+    assert [(r.actor, r.role, r.action, r.subject_id, r.details["case_number"])
+            for r in rows] == [("desk", "agent", "call.attach_case", "1700000000.6", "GD1"),
+                               ("desk", "agent", "call.attach_case", "1700000000.6", "GD2")]
