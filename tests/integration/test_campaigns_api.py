@@ -127,3 +127,12 @@ async def test_rule5_manual_list_reveal_and_manual_result(
     assert await (await client.get("/api/v1/callbacks/manual", headers=auth)).json() == []
     case = await (await client.get("/api/v1/cases/GD-MAN-1", headers=auth)).json()
     assert case["needs_attention"] is True
+
+
+async def test_campaign_operations_have_their_operation_ids(client: Client) -> None:
+    """Clients generated from the OpenAPI document get these names (not handler names)."""
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    ops = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
+    assert {"createCampaign", "listCampaigns", "getCampaign", "changeCampaignStatus",
+            "addCampaignTasks", "importCampaignList", "listManualFollowups",
+            "recordManualResult", "revealNumber"} <= ops
