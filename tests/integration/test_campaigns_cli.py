@@ -66,6 +66,15 @@ def test_supervisor_runs_a_campaign_from_the_cli(
     assert f"{bad_csv}:2: case already in this campaign" in err
     assert f"{bad_csv}:3: unknown case_number" in err
 
+    good_csv = tmp_path / "good.csv"
+    good_csv.write_text("case_number\nGD-CLI-1\n", encoding="utf-8")
+    rc, out, err = hotline(capsys, "campaign", "create", "--name", "补充回访",
+                           "--kind", "satisfaction_followup")
+    assert rc == 0, err
+    other = out.split("#", 1)[1].split()[0]
+    rc, out, err = hotline(capsys, "campaign", "import", other, str(good_csv))
+    assert rc == 0, err
+
     rc, out, _ = hotline(capsys, "campaign", "pause", cid)
     assert (rc, out.strip()) == (0, f"campaign #{cid} paused")
     rc, out, _ = hotline(capsys, "campaign", "list")
@@ -131,7 +140,8 @@ def test_supervisor_runs_a_campaign_from_the_cli(
     campaign_rows = [(actor, action, sid) for actor, action, sid, _ in rows
                      if action.startswith("campaign.")]
     assert campaign_rows == [("cli", "campaign.create", cid), ("cli", "campaign.start", cid),
-                             ("cli", "campaign.pause", cid)]
+                             ("cli", "campaign.create", other),
+                             ("cli", "campaign.import", other), ("cli", "campaign.pause", cid)]
     [dnc] = [r for r in rows if r[1] == "do_not_call.add"]
     assert dnc[3] == {"number_masked": "139****9000", "added": True}
     assert "13900139000" not in str(rows)  # rule 8: the audit holds masked numbers only
