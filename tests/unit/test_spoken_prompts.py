@@ -4,6 +4,7 @@ result for the citizen (issue 10 "Back to the citizen"), rendered with the catal
 
 from __future__ import annotations
 
+import logging
 import shutil
 import wave
 from pathlib import Path
@@ -41,6 +42,9 @@ async def test_rendered_once_per_text_with_the_real_tts(tmp_path: Path) -> None:
 async def test_a_render_failure_leaves_the_prompt_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # whatever level earlier tests configured
+    caplog.set_level(logging.WARNING, logger="hotline.ivr.spoken")
+
     def broken(*_: Any, **__: Any) -> None:
         raise prompts.PromptBuildError("espeak-ng is not installed")
 
