@@ -74,6 +74,15 @@ async def _snapshot(server: ServerProcess, directory: Path, n: int) -> tracemall
     return tracemalloc.Snapshot.load(str(path))
 
 
+def _top(what: str, diff: list[tracemalloc.StatisticDiff], top: int) -> None:
+    total = sum(d.size_diff for d in diff)
+    print(f"\ntraced growth in {what}: {total / 2**20:.1f} MB; top files:")
+    for d in diff[:top]:
+        frame = d.traceback[0]
+        print(f"{d.size_diff / 1024:>10.0f} KiB {d.count_diff:>8} blocks  "
+              f"{frame.filename.split('site-packages/')[-1]}")
+
+
 async def bench(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="hotline-mem-"))
     snaps = workdir / "snaps"
@@ -100,14 +109,16 @@ async def bench(args: argparse.Namespace) -> None:
                          fastagi_max_calls=args.sessions + 100)
         argv = python_module("bench.survey_server", "--tracemalloc", str(snaps))
         async with ServerProcess(argv, env, port, workdir / "traced.log") as server:
+            started = await _snapshot(server, snaps, 0)
             await run_load(port, 200, 50)
-            before = await _snapshot(server, snaps, 0)
+            before = await _snapshot(server, snaps, 1)
             after: list[tracemalloc.Snapshot] = []
 
             async def take() -> None:
-                after.append(await _snapshot(server, snaps, 1))
+                after.append(await _snapshot(server, snaps, 2))
 
             await _hold_open(server, port, args.sessions, take)
+    _top("the first 200 surveys (warm-up)", before.compare_to(started, "filename"), args.top)
     diff = after[0].compare_to(before, "lineno")
     total = sum(d.size_diff for d in diff)
     print(f"\ntraced growth with {args.sessions} open: {total / mb:.1f} MB "
@@ -116,7 +127,7 @@ async def bench(args: argparse.Namespace) -> None:
         frame = d.traceback[0]
         print(f"{d.size_diff / 1024:>10.0f} KiB {d.count_diff:>8} blocks  "
               f"{frame.filename.split('site-packages/')[-1]}:{frame.lineno}")
-    modules = (snaps / "1.modules").read_text().split()
+    modules = (snaps / "2.modules").read_text().split()
     extra = sorted(m for m in modules if m.split(".")[0] in NOT_NEEDED and "." not in m)
     print(f"\nmodules loaded: {len(modules)}; not needed by a FastAGI server: "
           f"{', '.join(extra) or 'none'}")
