@@ -95,11 +95,11 @@ async def bench(args: argparse.Namespace) -> None:
         async with ServerProcess(python_module("bench.survey_server"), env, port,
                                  workdir / "plain.log") as server:
             idle = server.rss_bytes()
-            await run_load(port, 200, 50)
+            await run_load(port, args.warm, 50)
             warm = server.rss_bytes()
             rss = await _hold_open(server, port, args.sessions, None)
         figure("server RSS idle after start-up", idle / mb, "MB")
-        figure("server RSS after 200 surveys", warm / mb, "MB")
+        figure(f"server RSS after {args.warm} surveys", warm / mb, "MB")
         figure(f"server RSS, {args.sessions} surveys open", rss / mb, "MB", "< 150 MB",
                rss < 150 * mb)
         figure("per open session", (rss - warm) / args.sessions / 1024, "KiB")
@@ -110,7 +110,7 @@ async def bench(args: argparse.Namespace) -> None:
         argv = python_module("bench.survey_server", "--tracemalloc", str(snaps))
         async with ServerProcess(argv, env, port, workdir / "traced.log") as server:
             started = await _snapshot(server, snaps, 0)
-            await run_load(port, 200, 50)
+            await run_load(port, args.warm, 50)
             before = await _snapshot(server, snaps, 1)
             after: list[tracemalloc.Snapshot] = []
 
@@ -118,7 +118,7 @@ async def bench(args: argparse.Namespace) -> None:
                 after.append(await _snapshot(server, snaps, 2))
 
             await _hold_open(server, port, args.sessions, take)
-    _top("the first 200 surveys (warm-up)", before.compare_to(started, "filename"), args.top)
+    _top(f"the first {args.warm} surveys (warm-up)", before.compare_to(started, "filename"), args.top)
     diff = after[0].compare_to(before, "lineno")
     total = sum(d.size_diff for d in diff)
     print(f"\ntraced growth with {args.sessions} open: {total / mb:.1f} MB "
@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--warm", type=int, default=200, help="surveys before measuring")
     asyncio.run(bench(parser.parse_args()))
 
 
