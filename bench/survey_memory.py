@@ -30,12 +30,24 @@ from bench.common import (
 )
 
 #: module name prefixes a FastAGI survey server has no use for
-NOT_NEEDED = ("openpyxl", "reportlab", "playwright", "console", "reports", "jinja2",
-              "matplotlib", "PIL", "pandas", "numpy", "aiohttp", "alembic", "mako")
+NOT_NEEDED = (
+    "openpyxl",
+    "reportlab",
+    "playwright",
+    "console",
+    "reports",
+    "jinja2",
+    "matplotlib",
+    "PIL",
+    "pandas",
+    "numpy",
+    "aiohttp",
+    "alembic",
+    "mako",
+)
 
 
-async def _hold_open(server: ServerProcess, port: int, sessions: int,
-                     while_open: object) -> int:
+async def _hold_open(server: ServerProcess, port: int, sessions: int, while_open: object) -> int:
     """``sessions`` surveys waiting at the menu; ``while_open()`` runs then; RSS returned."""
     hold = asyncio.Event()
     waiting = 0
@@ -48,9 +60,12 @@ async def _hold_open(server: ServerProcess, port: int, sessions: int,
             all_there.set()
 
     result = LoadResult(calls=sessions, elapsed=0.0)
-    tasks = [asyncio.create_task(one_call(port, f"8{server.pid}.{n}", result, hold=hold,
-                                          at_menu=at_menu, within=300))
-             for n in range(sessions)]
+    tasks = [
+        asyncio.create_task(
+            one_call(port, f"8{server.pid}.{n}", result, hold=hold, at_menu=at_menu, within=300)
+        )
+        for n in range(sessions)
+    ]
     try:
         await asyncio.wait_for(all_there.wait(), timeout=240)
         await asyncio.sleep(0.5)
@@ -79,8 +94,10 @@ def _top(what: str, diff: list[tracemalloc.StatisticDiff], top: int) -> None:
     print(f"\ntraced growth in {what}: {total / 2**20:.1f} MB; top files:")
     for d in diff[:top]:
         frame = d.traceback[0]
-        print(f"{d.size_diff / 1024:>10.0f} KiB {d.count_diff:>8} blocks  "
-              f"{frame.filename.split('site-packages/')[-1]}")
+        print(
+            f"{d.size_diff / 1024:>10.0f} KiB {d.count_diff:>8} blocks  "
+            f"{frame.filename.split('site-packages/')[-1]}"
+        )
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -90,23 +107,23 @@ async def bench(args: argparse.Namespace) -> None:
     mb = 2**20
     async with fresh_database(args.database, workdir) as url:
         port = free_port()
-        env = server_env(workdir, url, fastagi_port=port,
-                         fastagi_max_calls=args.sessions + 100)
-        async with ServerProcess(python_module("bench.survey_server"), env, port,
-                                 workdir / "plain.log") as server:
+        env = server_env(workdir, url, fastagi_port=port, fastagi_max_calls=args.sessions + 100)
+        async with ServerProcess(
+            python_module("bench.survey_server"), env, port, workdir / "plain.log"
+        ) as server:
             idle = server.rss_bytes()
             await run_load(port, args.warm, 50)
             warm = server.rss_bytes()
             rss = await _hold_open(server, port, args.sessions, None)
         figure("server RSS idle after start-up", idle / mb, "MB")
         figure(f"server RSS after {args.warm} surveys", warm / mb, "MB")
-        figure(f"server RSS, {args.sessions} surveys open", rss / mb, "MB", "< 150 MB",
-               rss < 150 * mb)
+        figure(
+            f"server RSS, {args.sessions} surveys open", rss / mb, "MB", "< 150 MB", rss < 150 * mb
+        )
         figure("per open session", (rss - warm) / args.sessions / 1024, "KiB")
 
         port = free_port()
-        env = server_env(workdir, url, fastagi_port=port,
-                         fastagi_max_calls=args.sessions + 100)
+        env = server_env(workdir, url, fastagi_port=port, fastagi_max_calls=args.sessions + 100)
         argv = python_module("bench.survey_server", "--tracemalloc", str(snaps))
         async with ServerProcess(argv, env, port, workdir / "traced.log") as server:
             started = await _snapshot(server, snaps, 0)
@@ -118,19 +135,26 @@ async def bench(args: argparse.Namespace) -> None:
                 after.append(await _snapshot(server, snaps, 2))
 
             await _hold_open(server, port, args.sessions, take)
-    _top(f"the first {args.warm} surveys (warm-up)", before.compare_to(started, "filename"), args.top)
+    warm_up = before.compare_to(started, "filename")
+    _top(f"the first {args.warm} surveys (warm-up)", warm_up, args.top)
     diff = after[0].compare_to(before, "lineno")
     total = sum(d.size_diff for d in diff)
-    print(f"\ntraced growth with {args.sessions} open: {total / mb:.1f} MB "
-          f"({total / args.sessions / 1024:.1f} KiB per session); top lines:")
+    print(
+        f"\ntraced growth with {args.sessions} open: {total / mb:.1f} MB "
+        f"({total / args.sessions / 1024:.1f} KiB per session); top lines:"
+    )
     for d in diff[: args.top]:
         frame = d.traceback[0]
-        print(f"{d.size_diff / 1024:>10.0f} KiB {d.count_diff:>8} blocks  "
-              f"{frame.filename.split('site-packages/')[-1]}:{frame.lineno}")
+        print(
+            f"{d.size_diff / 1024:>10.0f} KiB {d.count_diff:>8} blocks  "
+            f"{frame.filename.split('site-packages/')[-1]}:{frame.lineno}"
+        )
     modules = (snaps / "2.modules").read_text().split()
     extra = sorted(m for m in modules if m.split(".")[0] in NOT_NEEDED and "." not in m)
-    print(f"\nmodules loaded: {len(modules)}; not needed by a FastAGI server: "
-          f"{', '.join(extra) or 'none'}")
+    print(
+        f"\nmodules loaded: {len(modules)}; not needed by a FastAGI server: "
+        f"{', '.join(extra) or 'none'}"
+    )
 
 
 def main() -> None:

@@ -15,8 +15,9 @@ def test_worker_modules_import_no_exporters_nor_http_client() -> None:
         "ivr.call_ledger\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == ""
 
 
@@ -27,6 +28,7 @@ def test_render_still_imports_its_exporter_when_asked() -> None:
         "try:\n    service.render(None, 'xlsx', 'figures', [])\nexcept Exception:\n    pass\n"
         "print('openpyxl' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "True"
