@@ -16,9 +16,8 @@ import hashlib
 import hmac
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -26,6 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.models import OutboxStatus, WebhookEvent
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("hotline.bad_ratings.webhooks")
 
@@ -89,6 +91,9 @@ async def send_due(
     now: dt.datetime,
 ) -> int:
     """Send the due events, oldest first; returns how many were delivered."""
+    # imported here: aiohttp (~10 MB RSS) is loaded only by a process that sends webhooks
+    import aiohttp
+
     async with db.transaction() as s:
         rows = list(await s.scalars(
             select(WebhookEvent)

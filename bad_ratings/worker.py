@@ -10,13 +10,16 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from typing import TYPE_CHECKING
 
-import aiohttp
 from sqlalchemy.exc import SQLAlchemyError
 
 from bad_ratings import service, sweep, webhooks
 from hotline.clock import utcnow
 from service.context import AppContext
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("hotline.bad_ratings.worker")
 
@@ -36,12 +39,24 @@ async def one_pass(ctx: AppContext, http: aiohttp.ClientSession | None) -> int:
 
 
 async def run(ctx: AppContext, stopping: asyncio.Event) -> None:
+    if not ctx.settings.webhook_url:
+        # no webhook to send: no HTTP client, so aiohttp (~10 MB RSS) stays out of a process
+        # that serves no HTTP (a FastAGI-only `hotline serve`, issue 13 memory)
+        await _passes(ctx, stopping, None)
+        return
+    import aiohttp
+
     async with aiohttp.ClientSession() as http:
-        while not stopping.is_set():
-            try:
-                await one_pass(ctx, http)
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("差评 deadline/webhook pass failed; next pass retries", exc_info=exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(),
-                                       ctx.settings.bad_rating_watch_interval_seconds)
+        await _passes(ctx, stopping, http)
+
+
+async def _passes(ctx: AppContext, stopping: asyncio.Event,
+                  http: aiohttp.ClientSession | None) -> None:
+    while not stopping.is_set():
+        try:
+            await one_pass(ctx, http)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("差评 deadline/webhook pass failed; next pass retries", exc_info=exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(),
+                                   ctx.settings.bad_rating_watch_interval_seconds)

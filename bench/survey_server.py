@@ -3,7 +3,10 @@
 exit: when the survey route was entered (the call reached the survey) and when the first menu
 command (STREAM FILE / GET DATA) was sent to Asterisk.
 
-    .venv/bin/python -m bench.survey_server [--timings timings.json] [--uvloop]
+    .venv/bin/python -m bench.survey_server [--timings timings.json] [--uvloop] [--tracemalloc DIR]
+
+With ``--tracemalloc DIR`` (bench.survey_memory) allocations are traced from the start and each
+SIGUSR1 writes a snapshot ``DIR/N.snap`` and the loaded module names ``DIR/N.modules``.
 
 The workers, the route table and the survey are the service's own (``service.serve.serve``);
 only the survey route is wrapped to take the two timestamps.
@@ -47,13 +50,31 @@ def _timed_survey(timings: dict[str, list[float]]) -> Any:
     return survey
 
 
-async def _main(timings_file: Path | None) -> bool:
+def _snapshots(directory: Path) -> None:
+    """SIGUSR1: a tracemalloc snapshot and the loaded modules, numbered from 0."""
+    import sys
+    import tracemalloc
+
+    taken = 0
+
+    def take() -> None:
+        nonlocal taken
+        tracemalloc.take_snapshot().dump(str(directory / f"{taken}.snap"))
+        (directory / f"{taken}.modules").write_text("\n".join(sorted(sys.modules)))
+        taken += 1
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, take)
+
+
+async def _main(timings_file: Path | None, snapshots: Path | None = None) -> bool:
     settings = load_settings()
     logs.configure(settings.log_level, settings.log_format)
     timings: dict[str, list[float]] = {}
     if timings_file is not None:
         agi.ROUTES["survey"] = _timed_survey(timings)  # type: ignore[assignment]
     stopping = asyncio.Event()
+    if snapshots is not None:
+        _snapshots(snapshots)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
@@ -68,13 +89,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--timings", type=Path, default=None)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
+    parser.add_argument("--tracemalloc", type=Path, default=None,
+                        help="trace allocations; SIGUSR1 writes a snapshot to this directory")
     args = parser.parse_args()
+    if args.tracemalloc is not None:
+        import tracemalloc
+
+        tracemalloc.start(4)
     if args.uvloop:
         import uvloop
 
-        uvloop.run(_main(args.timings))
+        uvloop.run(_main(args.timings, args.tracemalloc))
     else:
-        asyncio.run(_main(args.timings))
+        asyncio.run(_main(args.timings, args.tracemalloc))
 
 
 if __name__ == "__main__":

@@ -15,11 +15,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import select
 
 from hotline.clock import utcnow
+from hotline.memory import release_freed
 from hotline.settings import Settings
 from reports import service
 from reports.build import PARTS
@@ -80,23 +83,43 @@ async def produce(ctx: AppContext, period: Period, now: dt.datetime | None = Non
     directory.mkdir(parents=True, exist_ok=True)
     report = None
     written: list[Path] = []
-    for fmt in SCHEDULED_FORMATS:
-        name = f"tongbao-{period.code}.{fmt}"
-        target = directory / name
-        if target.exists():
-            continue
-        if report is None:
-            report = await service.make_report(ctx, period, "department", parts=PARTS, now=now)
-        data = service.render(report, fmt, "figures", list(ctx.settings.report_agent_score_parts))
-        partial = target.with_suffix(target.suffix + ".part")
-        partial.write_bytes(data)
-        partial.replace(target)  # a reader never sees half a file
-        written.append(target)
+    renderer: ProcessPoolExecutor | None = None
+    try:
+        for fmt in SCHEDULED_FORMATS:
+            name = f"tongbao-{period.code}.{fmt}"
+            target = directory / name
+            if target.exists():
+                continue
+            if report is None:
+                report = await service.make_report(ctx, period, "department", parts=PARTS,
+                                                   now=now)
+            if renderer is None:
+                renderer = _renderer()
+            data = await asyncio.get_running_loop().run_in_executor(
+                renderer, service.render, report, fmt, "figures",
+                list(ctx.settings.report_agent_score_parts))
+            partial = target.with_suffix(target.suffix + ".part")
+            partial.write_bytes(data)
+            partial.replace(target)  # a reader never sees half a file
+            written.append(target)
+    finally:
+        if renderer is not None:
+            await asyncio.to_thread(renderer.shutdown)  # joining the child is not the loop's
     if written:
         await announce(ctx, period, [p.name for p in written])
         log.info("report documents produced", extra={"period": period.code,
                                                      "files": [p.name for p in written]})
+        # the report's objects are freed by now; the heap keeps their pages otherwise
+        release_freed()
     return written
+
+
+def _renderer() -> ProcessPoolExecutor:
+    """A child process that renders the documents: openpyxl, reportlab and the CJK font (~60 MB
+    that the heap would keep for the process's life) stay out of the process that answers
+    calls, and a long render does not hold its event loop (issue 13: the menu must start fast).
+    ``spawn``: a fork of a process with an event loop, threads and open sockets is not safe."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
 
 
 async def announce(ctx: AppContext, period: Period, files: list[str]) -> None:

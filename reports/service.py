@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hotline.clock import utcnow
-from reports import export_csv, export_pdf, export_xlsx, tables
+from reports import tables
 from reports.build import ALL, PARTS, Report, Scope, build_report
 from reports.periods import Period, parse
 from service.context import AppContext
@@ -45,11 +45,20 @@ async def make_report(
 
 
 def render(report: Report, fmt: str, table: str, part_names: list[str]) -> bytes:
+    # The exporters are imported when a document is rendered, not when the service starts:
+    # openpyxl and reportlab (with PIL) cost ~16 MB of RSS in every `hotline serve` process,
+    # the FastAGI one included, which never renders a document (issue 13, memory).
     if fmt == "xlsx":
+        from reports import export_xlsx
+
         return export_xlsx.workbook(report, part_names)
     if fmt == "pdf":
+        from reports import export_pdf
+
         return export_pdf.document(report)
     if fmt == "csv":
+        from reports import export_csv
+
         return export_csv.to_csv(tables.table(report, table, part_names))
     raise ValueError(f"unknown format {fmt!r}")
 
