@@ -75,9 +75,7 @@ async def stored(ctx: AppContext) -> tuple[Call, Rating | None]:
         return call, await s.scalar(select(Rating).where(Rating.call_id == call.id))
 
 
-async def test_the_menu_is_sent_before_the_call_row_is_written(
-    ctx: AppContext, held: Hold
-) -> None:
+async def test_the_menu_is_sent_before_the_call_row_is_written(ctx: AppContext, held: Hold) -> None:
     caller = SimulatedCaller(keys=["2"])
     assert await run(ctx, held, caller) == "rated"
     assert held.events == ["menu", "row"]
@@ -86,9 +84,7 @@ async def test_the_menu_is_sent_before_the_call_row_is_written(
     assert ctx.survey_journal.pending == 0  # the database took it, nothing was journalled
 
 
-async def test_rule1_hangup_during_the_menu_waits_for_the_row(
-    ctx: AppContext, held: Hold
-) -> None:
+async def test_rule1_hangup_during_the_menu_waits_for_the_row(ctx: AppContext, held: Hold) -> None:
     """DOMAIN.md rule 1: a hang-up before pressing is recorded as not rated, even though the
     row was still being written when the caller left."""
     assert await run(ctx, held, SimulatedCaller(keys=["hangup"])) == "not_rated_hangup"
