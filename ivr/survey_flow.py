@@ -11,10 +11,18 @@ The loop and the shared actions are :class:`ivr.dialog.DialogRunner`'s:
 * ``Record``: RECORD FILE ``hotline/recordings/<linkedid>`` wav, ``#`` ends, BEEP, ``s=``.
 * ``SetVariable``: SET VARIABLE.  ``Save`` / ``MarkNotRated``: the database (survey_store).
 * ``Finish``: return; the server closes the socket and the dialplan goes on.
+
+The call row is written WHILE the menu plays (issue 13): under a burst the write queues for the
+database, and a caller who presses before the menu listens loses the key. The first save (or
+"not rated") waits for that write, so every step still lands in order and rule 1 holds. A call
+found already rated or defaulted is only known once the write is back: the survey stops before
+its first save without changing anything. Such a caller (a re-entry of a rated call, rare) may
+hear the start of the menu; that is the price of never making every other caller wait.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -33,7 +41,7 @@ from ivr.survey import (
     Survey,
     SurveyConfig,
 )
-from ivr.survey_store import CallInfo, SurveyStore
+from ivr.survey_store import CallInfo, Existing, SurveyStore
 from service.context import AppContext
 from storage.models import SurveyStatus
 
@@ -123,6 +131,18 @@ async def read_call_info(channel: AgiChannel) -> CallInfo:
     return call_info_from(channel.env, values)
 
 
+class AlreadyResolved(Exception):
+    """The call-row write found the call already rated or defaulted: no second survey."""
+
+    def __init__(self, existing: Existing) -> None:
+        super().__init__(existing.status)
+        self.existing = existing
+
+
+#: call-row writes still running after their survey ended (a strong reference until done)
+_begins: set[asyncio.Task[Existing | None]] = set()
+
+
 class SurveyRunner(DialogRunner):
     """Drives one :class:`Survey` over one channel; its own actions go to the store."""
 
@@ -132,6 +152,7 @@ class SurveyRunner(DialogRunner):
         channel: AgiChannel,
         store: SurveyStore,
         logger: CallLog,
+        begun: asyncio.Future[Existing | None] | None = None,
     ) -> None:
         safe = _UNSAFE.sub("-", store.info.linkedid)
         super().__init__(
@@ -144,8 +165,19 @@ class SurveyRunner(DialogRunner):
         self.ctx = ctx
         self.store = store
         self.survey = Survey(SurveyConfig.from_context(ctx))
+        #: the call-row write started with the menu; every database step waits for it
+        self.begun = begun
+
+    async def begin_done(self) -> None:
+        """Wait for the call row; a call already resolved stops the survey here."""
+        if self.begun is not None:
+            existing = await self.begun
+            if existing is not None:
+                raise AlreadyResolved(existing)
 
     async def perform(self, action: object) -> None:
+        if isinstance(action, Save | MarkNotRated):
+            await self.begin_done()
         if isinstance(action, Save):
             await self.store.save(action)
         elif isinstance(action, MarkNotRated):
@@ -165,33 +197,50 @@ async def handle(ctx: AppContext, channel: AgiChannel) -> str:
     )
     store = SurveyStore(ctx, info)
     live = await channel.is_alive()
-    existing = await store.begin(live=live)
-    if existing is not None:
-        logger.info("call already %s; no second survey", existing.status)
-        value = (
-            str(int(existing.level))
-            if existing.status == SurveyStatus.RATED and existing.level
-            else NOT_RATED_VALUE
-        )
-        await _set_quietly(channel, RESULT_VARIABLE, value)
-        return f"already_{existing.status}"
     if not live:
+        existing = await store.begin(live=False)
+        if existing is not None:
+            return await _already(channel, logger, existing)
         if info.abandoned:
             logger.info("caller left the queue before any agent: abandoned")
             return "abandoned"
         logger.info("caller gone before the survey: not rated")
         return "not_rated_hangup"
-    runner = SurveyRunner(ctx, channel, store, logger)
+    # issue 13: the menu does not wait for the database; the first save waits for the row
+    begun = asyncio.ensure_future(store.begin(live=True))
+    _begins.add(begun)
+    begun.add_done_callback(_begins.discard)
+    runner = SurveyRunner(ctx, channel, store, logger, begun)
     try:
         outcome = await runner.run(runner.survey)
+    except AlreadyResolved as already:
+        return await _already(channel, logger, already.existing)
     except AgiCommandError:
         # Asterisk refused a command (a bug, or a peer that is not Asterisk): the call is still
         # recorded (rule 1); conditional, so a level already saved stays
         with contextlib.suppress(Exception):
+            await runner.begin_done()
             await store.mark_not_rated()
         raise
+    finally:
+        # whatever ended the survey (a lost connection, a protocol error), the call's row is
+        # written or journalled before the handler returns (rule 1); a cancel leaves it running
+        if not begun.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(begun)
     logger.info("survey finished", extra={"outcome": outcome})
     return outcome
+
+
+async def _already(channel: AgiChannel, logger: CallLog, existing: Existing) -> str:
+    logger.info("call already %s; no second survey", existing.status)
+    value = (
+        str(int(existing.level))
+        if existing.status == SurveyStatus.RATED and existing.level
+        else NOT_RATED_VALUE
+    )
+    await _set_quietly(channel, RESULT_VARIABLE, value)
+    return f"already_{existing.status}"
 
 
 async def record_rejected(ctx: AppContext, channel: AgiChannel) -> None:
