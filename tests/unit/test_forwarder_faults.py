@@ -44,9 +44,9 @@ def test_classify_clamps_retry_after() -> None:
 def test_a_redirect_is_a_failure_never_a_delivery(status: int) -> None:
     for name in builtin_names():
         cfg = load(make_settings(Path("/nonexistent"), forwarder_profile=name)).response
-        outcome = classify(status, {"Location": "https://elsewhere.example/"}, "", cfg)
+        outcome = classify(status, {"Location": "http://127.0.0.1:9/elsewhere"}, "", cfg)
         assert isinstance(outcome, Retry)
-        assert outcome.redirect == "https://elsewhere.example/"
+        assert outcome.redirect == "http://127.0.0.1:9/elsewhere"
 
 
 # ------------------------------------------------------------------ defect 14: duplicates
