@@ -13,8 +13,9 @@ import contextlib
 import itertools
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ivr.agi.simulated import environment_lines
 
@@ -148,3 +149,34 @@ async def run_paced(
     await asyncio.gather(*tasks)
     result.elapsed = time.perf_counter() - started
     return result
+
+
+T = TypeVar("T")
+
+
+async def hold_at_menu(
+    port: int, sessions: int, prefix: str, while_open: Callable[[], Awaitable[T]]
+) -> T:
+    """Open ``sessions`` surveys that all wait at the menu, run ``while_open()`` once every one
+    is there (and settled), then let them finish; returns what ``while_open`` returned."""
+    hold = asyncio.Event()
+    all_there = asyncio.Event()
+    waiting = 0
+
+    def at_menu() -> None:
+        nonlocal waiting
+        waiting += 1
+        if waiting >= sessions:
+            all_there.set()
+
+    result = LoadResult(calls=sessions, elapsed=0.0)
+    tasks = [asyncio.create_task(one_call(port, f"{prefix}.{n}", result, hold=hold,
+                                          at_menu=at_menu, within=300))
+             for n in range(sessions)]
+    try:
+        await asyncio.wait_for(all_there.wait(), timeout=240)
+        await asyncio.sleep(0.5)
+        return await while_open()
+    finally:
+        hold.set()
+        await asyncio.gather(*tasks)

@@ -19,12 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from bench.agi_floor import COMMANDS as FLOOR_COMMANDS
-from bench.agi_load import LoadResult, one_call, run_load
+from bench.agi_load import LoadResult, hold_at_menu, run_load
 from bench.common import (
     ServerProcess,
     figure,
@@ -44,30 +45,10 @@ async def _measure(server: ServerProcess, port: int, calls: int, in_flight: int
     return result, server.cpu_seconds() - before
 
 
-async def _open_sessions(server: ServerProcess, port: int, sessions: int) -> int:
-    """Open ``sessions`` surveys that all wait at the menu; the server's RSS then."""
-    hold = asyncio.Event()
-    waiting = 0
-    all_there = asyncio.Event()
+def _rss_of(server: ServerProcess) -> Callable[[], Awaitable[int]]:
+    async def rss() -> int:
+        return server.rss_bytes()
 
-    def at_menu() -> None:
-        nonlocal waiting
-        waiting += 1
-        if waiting >= sessions:
-            all_there.set()
-
-    result = LoadResult(calls=sessions, elapsed=0.0)
-    base = f"9{server.pid}"
-    tasks = [asyncio.create_task(one_call(port, f"{base}.{n}", result, hold=hold,
-                                          at_menu=at_menu, within=300))
-             for n in range(sessions)]
-    try:
-        await asyncio.wait_for(all_there.wait(), timeout=240)
-        await asyncio.sleep(0.5)
-        rss = server.rss_bytes()
-    finally:
-        hold.set()
-        await asyncio.gather(*tasks)
     return rss
 
 
@@ -121,7 +102,8 @@ async def bench(args: argparse.Namespace) -> None:
             low, _ = await _measure(server, survey_port, args.calls, args.low)
             mid, mid_cpu = await _measure(server, survey_port, args.calls, args.mid)
             high, _ = await _measure(server, survey_port, args.calls, args.high)
-            rss = await _open_sessions(server, survey_port, args.open_sessions)
+            rss = await hold_at_menu(survey_port, args.open_sessions, f"9{server.pid}",
+                                     _rss_of(server))
             await _journal_drained(workdir / "data" / "journal")
         stored = await _stored(url)
         journalled = _journalled_steps(workdir / "server.log")

@@ -19,7 +19,7 @@ import tempfile
 import tracemalloc
 from pathlib import Path
 
-from bench.agi_load import LoadResult, one_call, run_load
+from bench.agi_load import hold_at_menu, run_load
 from bench.common import (
     ServerProcess,
     figure,
@@ -45,37 +45,6 @@ NOT_NEEDED = (
     "alembic",
     "mako",
 )
-
-
-async def _hold_open(server: ServerProcess, port: int, sessions: int, while_open: object) -> int:
-    """``sessions`` surveys waiting at the menu; ``while_open()`` runs then; RSS returned."""
-    hold = asyncio.Event()
-    waiting = 0
-    all_there = asyncio.Event()
-
-    def at_menu() -> None:
-        nonlocal waiting
-        waiting += 1
-        if waiting >= sessions:
-            all_there.set()
-
-    result = LoadResult(calls=sessions, elapsed=0.0)
-    tasks = [
-        asyncio.create_task(
-            one_call(port, f"8{server.pid}.{n}", result, hold=hold, at_menu=at_menu, within=300)
-        )
-        for n in range(sessions)
-    ]
-    try:
-        await asyncio.wait_for(all_there.wait(), timeout=240)
-        await asyncio.sleep(0.5)
-        rss = server.rss_bytes()
-        if callable(while_open):
-            await while_open()
-    finally:
-        hold.set()
-        await asyncio.gather(*tasks)
-    return rss
 
 
 async def _snapshot(server: ServerProcess, directory: Path, n: int) -> tracemalloc.Snapshot:
@@ -114,7 +83,10 @@ async def bench(args: argparse.Namespace) -> None:
             idle = server.rss_bytes()
             await run_load(port, args.warm, 50)
             warm = server.rss_bytes()
-            rss = await _hold_open(server, port, args.sessions, None)
+            async def rss_now() -> int:
+                return server.rss_bytes()
+
+            rss = await hold_at_menu(port, args.sessions, f"8{server.pid}", rss_now)
         figure("server RSS idle after start-up", idle / mb, "MB")
         figure(f"server RSS after {args.warm} surveys", warm / mb, "MB")
         figure(
@@ -134,7 +106,7 @@ async def bench(args: argparse.Namespace) -> None:
             async def take() -> None:
                 after.append(await _snapshot(server, snaps, 2))
 
-            await _hold_open(server, port, args.sessions, take)
+            await hold_at_menu(port, args.sessions, f"8{server.pid}", take)
     warm_up = before.compare_to(started, "filename")
     _top(f"the first {args.warm} surveys (warm-up)", warm_up, args.top)
     diff = after[0].compare_to(before, "lineno")

@@ -93,12 +93,13 @@ async def browser() -> AsyncIterator[object]:
         await b.close()
 
 
-@pytest.fixture
-async def page(browser: object, console: Console) -> AsyncIterator[object]:
-    """A fresh browser context (no cookies); any console error or page error fails the test."""
+@contextlib.asynccontextmanager
+async def watched_page(browser: object, base_url: str, **options: object) -> AsyncIterator[object]:
+    """A fresh browser context (no cookies); any console error or page error fails the test,
+    except the refusals a test allows on purpose (``_ALLOWED``)."""
     context = await browser.new_context(  # type: ignore[attr-defined]
-        base_url=console.url, locale="zh-CN", timezone_id="Asia/Shanghai",
-        viewport={"width": 1440, "height": 900},
+        base_url=base_url, locale="zh-CN", timezone_id="Asia/Shanghai",
+        viewport={"width": 1440, "height": 900}, **options,
     )
     pg = await context.new_page()
     errors: list[str] = []
@@ -111,6 +112,12 @@ async def page(browser: object, console: Console) -> AsyncIterator[object]:
     unexpected = [e for e in errors
                   if not any(f"status of {code}" in e for code in allowed)]
     assert unexpected == [], "errors in the browser console"
+
+
+@pytest.fixture
+async def page(browser: object, console: Console) -> AsyncIterator[object]:
+    async with watched_page(browser, console.url) as pg:
+        yield pg
 
 
 _ALLOWED: dict[int, set[int]] = {}

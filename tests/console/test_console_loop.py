@@ -107,22 +107,10 @@ async def loop_console(
 
 @pytest.fixture
 async def page(browser: object, loop_console: Console) -> AsyncIterator[Page]:
-    from tests.console.conftest import _ALLOWED
+    from tests.console.conftest import watched_page
 
-    context = await browser.new_context(  # type: ignore[attr-defined]
-        base_url=loop_console.url, locale="zh-CN", timezone_id="Asia/Shanghai",
-        viewport={"width": 1440, "height": 900}, accept_downloads=True,
-    )
-    pg = await context.new_page()
-    errors: list[str] = []
-    pg.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
-    pg.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    _ALLOWED[id(pg)] = set()
-    yield pg
-    await context.close()
-    allowed = _ALLOWED.pop(id(pg))
-    unexpected = [e for e in errors if not any(f"status of {c}" in e for c in allowed)]
-    assert unexpected == [], "errors in the browser console"
+    async with watched_page(browser, loop_console.url, accept_downloads=True) as pg:
+        yield pg  # type: ignore[misc]
 
 
 async def _logout(page: Page) -> None:
