@@ -1,6 +1,6 @@
 """The floor the survey is measured against: a bare asyncio FastAGI server with no logic and
-no database, doing a fixed 6-command exchange (what a survey minimally says to Asterisk: who
-is the call, is it up, the intro, the menu, the result, the thanks).
+no database, doing a fixed 5-command exchange (what a survey minimally says to Asterisk: who
+is the call, is it up, the welcome with the menu, the result, the thanks).
 
     .venv/bin/python -m bench.agi_floor --port 14573
 
@@ -18,8 +18,7 @@ import signal
 COMMANDS = (
     b'GET FULL VARIABLE "${CHANNEL(linkedid)}"\n',
     b"CHANNEL STATUS\n",
-    b'STREAM FILE hotline/survey-intro "0123456789*#"\n',
-    b"GET DATA hotline/survey-menu 6000 1\n",
+    b"GET DATA hotline/survey-welcome 6000 1\n",
     b'SET VARIABLE SURVEY_RESULT "2"\n',
     b'STREAM FILE hotline/survey-thanks ""\n',
 )

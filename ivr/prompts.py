@@ -7,7 +7,8 @@
 A site replaces a prompt with a studio recording by dropping its own file under the same name
 (``survey-menu.wav``, or another format Asterisk reads such as ``survey-menu.sln16``). The build
 keeps a manifest of what it generated (with hashes) and never overwrites a file it did not
-generate or that changed since.
+generate or that changed since. The survey's first prompt, ``survey-welcome``, is the greeting
+and the menu in one recording (the menu alone, ``survey-menu``, is what a retry plays).
 
 Some texts depend on settings (the keypad map, the reason menu), so the catalogue is rendered
 from the settings, and a generated prompt whose text changed is regenerated.
@@ -64,7 +65,10 @@ AUDIO_EXTENSIONS = (
 )
 
 # ----------------------------------------------------------------------------- prompt ids
-SURVEY_INTRO = "survey-intro"
+#: the greeting and the menu, said as ONE prompt (one GET DATA listening from its first word):
+#: as two commands, a key pressed as the greeting ends fell between them, where Asterisk's AGI
+#: reads and drops it (issue 13)
+SURVEY_WELCOME = "survey-welcome"
 SURVEY_MENU = "survey-menu"
 SURVEY_INVALID = "survey-invalid"
 SURVEY_REASONS = "survey-reasons"
@@ -96,8 +100,9 @@ DIGIT_TEXTS = {
 #: rhythm of a case number is set by the files themselves (espeak-ng's own silence is uneven)
 DIGIT_PAD_SECONDS = (0.05, 0.2)
 
+GREETING_TEXT = "您好，请您对本次通话的服务进行评价。"
+
 _FIXED_TEXTS = {
-    SURVEY_INTRO: "您好，请您对本次通话的服务进行评价。",
     SURVEY_INVALID: "输入有误。",
     SURVEY_COMMENT_OFFER: "如需留言，请按1；不留言请按2。",
     SURVEY_COMMENT_RECORD: "请在提示音后留言，留言完毕请按井号键。",
@@ -139,6 +144,7 @@ def catalogue(settings: Settings) -> dict[str, str]:
     ``hotline/<id>`` prompts and the Chinese digits SAY DIGITS plays (``zh/digits/<d>``)."""
     texts = dict(_FIXED_TEXTS)
     texts[SURVEY_MENU] = menu_text(KeypadMap(settings.keypad_map))
+    texts[SURVEY_WELCOME] = GREETING_TEXT + texts[SURVEY_MENU]
     texts[SURVEY_REASONS] = reasons_text(settings)
     texts.update({digit_prompt_id(d): text for d, text in DIGIT_TEXTS.items()})
     return dict(sorted(texts.items()))

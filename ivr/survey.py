@@ -9,7 +9,9 @@ sends :class:`HungUp`.
 
 Rules (DOMAIN.md; issue 3):
 
-* Menu "非常满意请按1，…" from the keypad map; the caller may press during the prompt.
+* Menu "非常满意请按1，…" from the keypad map; the caller may press during the prompt. The first
+  time it follows the greeting in one prompt (``survey-welcome``): a key pressed between two
+  AGI commands is lost, so the greeting must not end in a command of its own.
 * A key outside the menu: "输入有误" and the menu again. ``0`` or ``*`` repeats the menu
   (at most ``max_tries`` times, then such a key counts as a wrong key). After ``max_tries``
   failed tries (wrong key or silence) the call is not rated.
@@ -143,7 +145,7 @@ class Survey(KeypadMachine[Action]):
         if self.phase is not Phase.NEW:
             raise SurveyError("survey already started")
         self.phase = Phase.MENU
-        return [self._collect(prompts.SURVEY_INTRO, prompts.SURVEY_MENU)]
+        return [self._collect(prompts.SURVEY_WELCOME)]
 
     def handle(self, event: Event) -> list[Action]:
         if isinstance(event, HungUp):

@@ -66,15 +66,18 @@ def scenarios(prompt_dir: Path) -> dict[str, str]:
     def length(pid: str) -> float:
         return seconds(prompt_dir / f"{pid}.wav")
 
-    intro = length(prompts.SURVEY_INTRO)
-    menu = length(prompts.SURVEY_MENU)
-    in_menu = f"w{intro + 1.5:.1f}"  # the menu prompt is playing (GET DATA listens)
-    after_menu = f"w{intro + menu + 1.0:.1f}"  # the prompt is over, the digit is awaited
+    welcome = length(prompts.SURVEY_WELCOME)  # the greeting, then the menu, in one prompt
+    greeting = welcome - length(prompts.SURVEY_MENU)
+    in_menu = f"w{greeting + 1.5:.1f}"  # the menu's words are playing (GET DATA listens)
+    after_menu = f"w{welcome + 1.0:.1f}"  # the prompt is over, the digit is awaited
     record_starts = length(prompts.SURVEY_COMMENT_RECORD) + 1.5  # instructions, then beep
     return {
-        "level1": "w1.5|d1",  # during the intro (STREAM FILE with every key as escape)
+        "level1": "w1.5|d1",  # during the greeting
         "level2": f"{in_menu}|d2",
         "level3": f"{after_menu}|d3",
+        # issue 13: the key spans the end of the greeting (SendDTMF waits 0.1 s, presses 0.2 s),
+        # where two commands once met and Asterisk dropped a key that ended between them
+        "greeting_end": f"w{greeting - 0.2:.1f}|d2",
         "level4": f"{in_menu}|d4|w{GAP}|d1|w{GAP}|d2",  # reason 1, no comment
         "level5": f"{in_menu}|d5|w{GAP}|d3|w{GAP}|d2",  # reason 3, no comment
         "invalid_then_valid": f"{in_menu}|d9|w{GAP}|d2",
@@ -212,23 +215,28 @@ def test_every_level_by_keypad(survey_calls: dict[str, Outcome], level: int) -> 
     assert outcome.played()[-1] == prompts.SURVEY_THANKS
 
 
-def test_key_pressed_during_the_intro_skips_the_menu(survey_calls: dict[str, Outcome]) -> None:
-    assert survey_calls["level1"].played() == [prompts.SURVEY_INTRO, prompts.SURVEY_THANKS]
+def test_key_pressed_during_the_greeting_is_the_answer(survey_calls: dict[str, Outcome]) -> None:
+    assert survey_calls["level1"].played() == [prompts.SURVEY_WELCOME, prompts.SURVEY_THANKS]
+
+
+def test_key_pressed_as_the_greeting_ends_is_heard(survey_calls: dict[str, Outcome]) -> None:
+    """Issue 13: the greeting and the menu are one GET DATA; no key falls between them."""
+    outcome = survey_calls["greeting_end"]
+    rated(outcome, 2)
+    assert outcome.played() == [prompts.SURVEY_WELCOME, prompts.SURVEY_THANKS]
 
 
 def test_invalid_key_then_valid(survey_calls: dict[str, Outcome]) -> None:
     outcome = survey_calls["invalid_then_valid"]
     rated(outcome, 2)
     played = outcome.played()
-    assert played[:2] == [prompts.SURVEY_INTRO, prompts.SURVEY_MENU]
-    assert played[2:4] == [prompts.SURVEY_INVALID, prompts.SURVEY_MENU]
+    assert played[:3] == [prompts.SURVEY_WELCOME, prompts.SURVEY_INVALID, prompts.SURVEY_MENU]
 
 
 def test_repeat_key_replays_the_menu(survey_calls: dict[str, Outcome]) -> None:
     outcome = survey_calls["repeat"]
     rated(outcome, 1)
-    assert outcome.played()[:3] == [prompts.SURVEY_INTRO, prompts.SURVEY_MENU,
-                                    prompts.SURVEY_MENU]
+    assert outcome.played()[:2] == [prompts.SURVEY_WELCOME, prompts.SURVEY_MENU]
     assert prompts.SURVEY_INVALID not in outcome.played()
 
 
@@ -238,7 +246,7 @@ def test_silence_is_not_rated(survey_calls: dict[str, Outcome]) -> None:
     assert outcome.result == "not_rated_silence"
     assert outcome.call is not None and outcome.call.survey_status == SurveyStatus.NOT_RATED
     assert outcome.rating is None
-    assert outcome.played() == [prompts.SURVEY_INTRO, prompts.SURVEY_MENU, prompts.SURVEY_MENU,
+    assert outcome.played() == [prompts.SURVEY_WELCOME, prompts.SURVEY_MENU,
                                 prompts.SURVEY_GOODBYE]
     assert "SET VARIABLE SURVEY_RESULT none" in outcome.commands
 

@@ -109,7 +109,8 @@ async def test_a_database_error_mid_survey_never_turns_the_vote_into_a_default(
     once. Before the fix the survey ended at the error and the call was defaulted 基本满意."""
     fault = Fault(ctx)
     caller = SimulatedCaller(keys=["4", "2", None])
-    outcome = await run(ctx, when_prompt(caller, P.SURVEY_MENU, lambda: setattr(fault, "on", True)))
+    fail_from_now = lambda: setattr(fault, "on", True)  # noqa: E731
+    outcome = await run(ctx, when_prompt(caller, P.SURVEY_WELCOME, fail_from_now))
     assert outcome == "rated" and fault.refused > 0
     assert caller.variables["SURVEY_RESULT"] == "4"
     assert P.sound_name(P.SURVEY_THANKS) in caller.played
@@ -216,7 +217,7 @@ async def test_the_level_is_durable_before_the_next_prompt_plays(ctx: AppContext
     caller = SimulatedCaller(keys=["5", "hangup"])
 
     def responder(line: str) -> list[str] | None:
-        if P.sound_name(P.SURVEY_MENU) in line:
+        if P.sound_name(P.SURVEY_WELCOME) in line:  # the first menu
             fault.on = True
         if P.sound_name(P.SURVEY_REASONS) in line:
             at_reasons()

@@ -66,7 +66,7 @@ async def test_good_rating_is_stored_with_agent_case_and_protected_caller(ctx: A
     )
     assert (rating.agent_id, rating.department_code) == ("A1024", "11440100MB2C92542X")
     assert caller.variables["SURVEY_RESULT"] == "2"
-    assert sounds(caller) == [P.SURVEY_INTRO, P.SURVEY_MENU, P.SURVEY_THANKS]
+    assert sounds(caller) == [P.SURVEY_WELCOME, P.SURVEY_THANKS]
     [entry] = await outbox(ctx)
     assert entry.ready_at <= utcnow()  # released at the end: deliver now
     assert entry.payload["case_number"] == "GD20260301001"
@@ -122,19 +122,22 @@ async def test_silence_twice_is_not_rated_and_says_none(ctx: AppContext) -> None
 async def test_invalid_key_then_valid_and_repeat(ctx: AppContext) -> None:
     caller = SimulatedCaller(keys=["9", "*", "1"])
     assert await run(ctx, caller) == "rated"
-    assert sounds(caller) == [P.SURVEY_INTRO, P.SURVEY_MENU, P.SURVEY_INVALID, P.SURVEY_MENU,
+    assert sounds(caller) == [P.SURVEY_WELCOME, P.SURVEY_INVALID, P.SURVEY_MENU,
                               P.SURVEY_MENU, P.SURVEY_THANKS]
     _, rating = await call_and_rating(ctx)
     assert rating is not None and rating.level == 1
 
 
-async def test_barge_in_during_the_intro(ctx: AppContext) -> None:
-    """A key pressed while the intro plays is the answer; the menu is not played."""
-    caller = SimulatedCaller(keys=["^3"])
+async def test_the_welcome_is_one_command_listening_from_its_first_word(ctx: AppContext) -> None:
+    """Issue 13: the greeting and the menu are ONE GET DATA, so a key pressed anywhere in them
+    (as the greeting ends, too) is heard: between two commands Asterisk drops it. No STREAM
+    FILE comes before the first menu."""
+    caller = SimulatedCaller(keys=["3"])
     assert await run(ctx, caller) == "rated"
-    assert sounds(caller) == [P.SURVEY_INTRO, P.SURVEY_THANKS]
-    stream = caller.commands[[c[:2] for c in caller.commands].index(["STREAM", "FILE"])]
-    assert stream[3] == "0123456789*#"
+    assert sounds(caller) == [P.SURVEY_WELCOME, P.SURVEY_THANKS]
+    first_prompt = next(c for c in caller.commands if c[:2] in (["STREAM", "FILE"],
+                                                                 ["GET", "DATA"]))
+    assert first_prompt[:3] == ["GET", "DATA", P.sound_name(P.SURVEY_WELCOME)]
 
 
 async def test_caller_already_gone_hears_nothing_and_is_not_rated(ctx: AppContext) -> None:
@@ -182,7 +185,7 @@ async def test_not_rated_call_can_be_surveyed_again(ctx: AppContext) -> None:
 
 
 async def test_missing_prompt_sets_the_error_for_the_dialplan(ctx: AppContext) -> None:
-    caller = SimulatedCaller(keys=["1"], missing={"hotline/survey-intro"})
+    caller = SimulatedCaller(keys=["1"], missing={"hotline/survey-welcome"})
     assert await run(ctx, caller) == "failed"
     assert caller.variables["HOTLINE_AGI_ERROR"] == "prompt-missing"
     assert caller.variables["SURVEY_RESULT"] == "none"

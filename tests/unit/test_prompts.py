@@ -44,6 +44,16 @@ def test_menu_text_follows_the_keypad_map(tmp_path: Path) -> None:
     assert prompts.catalogue(reversed_site)[prompts.SURVEY_MENU].startswith("非常不满意请按1，")
 
 
+def test_the_welcome_is_the_greeting_and_the_menu_in_one_prompt(tmp_path: Path) -> None:
+    """Issue 13: one prompt, so a key pressed as the greeting ends is not lost between two
+    AGI commands; it follows the keypad map like the menu."""
+    reversed_site = make(tmp_path, keypad_map={"1": 5, "2": 4, "3": 3, "4": 2, "5": 1})
+    texts = prompts.catalogue(reversed_site)
+    assert texts[prompts.SURVEY_WELCOME] == (
+        "您好，请您对本次通话的服务进行评价。" + texts[prompts.SURVEY_MENU]
+    )
+
+
 def test_reason_menu_text_follows_the_reason_setting(tmp_path: Path) -> None:
     texts = prompts.catalogue(make(tmp_path))
     assert texts[prompts.SURVEY_REASONS] == (
@@ -90,9 +100,9 @@ def test_missing_prompts_are_listed_and_any_asterisk_format_counts(tmp_path: Pat
     directory = settings.effective_prompts_dir
     directory.mkdir(parents=True)
     (directory / "survey-menu.sln16").write_bytes(b"\0\0" * 100)
-    (directory / "survey-intro.wav").write_bytes(b"")  # empty: unplayable, still missing
+    (directory / "survey-welcome.wav").write_bytes(b"")  # empty: unplayable, still missing
     missing = prompts.missing_prompts(settings)
-    assert "survey-menu" not in missing and "survey-intro" in missing
+    assert "survey-menu" not in missing and "survey-welcome" in missing
     assert "zh/digits/7" in missing  # the start-up check covers the digits too
     digits = prompts.language_dir(settings) / "digits"
     digits.mkdir(parents=True)
@@ -170,14 +180,17 @@ def test_site_recording_is_never_overwritten(tmp_path: Path, fake_render: list[s
     assert (directory / "survey-menu.wav").read_bytes() == b"another studio take"
 
 
-def test_changed_text_regenerates_only_that_prompt(tmp_path: Path, fake_render: list[str]) -> None:
+def test_changed_text_regenerates_only_the_prompts_saying_it(
+    tmp_path: Path, fake_render: list[str]
+) -> None:
     prompts.build_prompts(make(tmp_path))
     fake_render.clear()
     changed = make(tmp_path, keypad_map={"1": 5, "2": 4, "3": 3, "4": 2, "5": 1})
     states = {s.prompt_id: s.state for s in prompts.inspect(changed)}
     assert states["survey-menu"] == "stale" and states["survey-thanks"] == "generated"
-    assert prompts.build_prompts(changed).generated == ["survey-menu"]
-    assert fake_render == ["survey-menu"]
+    assert states["survey-welcome"] == "stale"  # the menu is in the welcome too
+    assert prompts.build_prompts(changed).generated == ["survey-menu", "survey-welcome"]
+    assert fake_render == ["survey-menu", "survey-welcome"]
 
 
 def test_missing_tool_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
