@@ -95,4 +95,6 @@ def test_asterisk_burst_benchmark() -> None:
     out = _run("bench.asterisk_burst", "--calls", "3", "--database", "sqlite",
                "--rtp-base", str(18200 + PORT_OFFSET))
     assert _line(out, "calls stored correctly (level 2) of 3").split()[-1] == "met"
-    assert "< 1000 ms" in _line(out, "survey start → menu playing, p99")
+    assert "< 1000 ms" in _line(out, "call reaches the survey → the caller hears it, p99")
+    assert _line(out, "callers who heard the survey").split()[-2] == "3"
+    assert "< 1000 ms" in _line(out, "server: AGI session read → menu sent, p99")
