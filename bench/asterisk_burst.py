@@ -125,7 +125,11 @@ async def bench(args: argparse.Namespace) -> None:
                          fastagi_max_calls=args.calls + 100, fastagi_check_prompts=True,
                          log_level=args.log_level)
         run_id = f"burst{int(time.time())}"
-        ids = [f"{run_id}-{n}" for n in range(args.calls)]
+        # Asterisk checks an assigned uniqueid against the channels by PREFIX (legacy channel
+        # storage: strncasecmp over the new id's length), so "-10" was refused while "-100"
+        # existed: ids of one width, none a prefix of another call's
+        width = len(str(args.calls - 1))
+        ids = [f"{run_id}-{n:0{width}d}" for n in range(args.calls)]
         started: dict[str, float] = {}
         heard: dict[str, float] = {}
         try:
