@@ -40,7 +40,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import aiohttp
 from sqlalchemy.exc import SQLAlchemyError
 
 from hotline.logs import redact
@@ -50,6 +49,7 @@ from storage.models import OutboxStatus
 
 from . import lookup, sm2, transport
 from .breaker import Breaker, Change, State
+from .http_client import HttpClient, HttpError
 from .outcome import Dead, Delivered, Outcome, Retry, backoff, classify
 from .profile import Profile, ProfileError
 from .profile import load as load_profile
@@ -113,7 +113,7 @@ class Forwarder:
         self.rng = rng or random.Random()
         self._breakers: dict[str, Breaker] = {}
         self._redirects_logged: set[str] = set()
-        self._http: aiohttp.ClientSession | None = None
+        self._http: HttpClient | None = None
         # requests in flight, across lanes: never more than the connection pool holds, or a
         # request would spend its timeout waiting for a connection
         self._gate = asyncio.Semaphore(ctx.settings.forwarder_concurrency)
@@ -216,17 +216,15 @@ class Forwarder:
                 await _sleep(stopping, WAKE_GATHER)
 
     @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncIterator[aiohttp.ClientSession]:
-        ssl_ctx: ssl.SSLContext | bool = True
-        if self.settings.forwarder_ca_file is not None:
-            ssl_ctx = ssl.create_default_context(cafile=str(self.settings.forwarder_ca_file))
-        # one session, one pool of kept-alive connections for the worker's whole life
-        connector = aiohttp.TCPConnector(
-            limit=self.settings.forwarder_concurrency, ssl=ssl_ctx, keepalive_timeout=30
-        )
-        timeout = aiohttp.ClientTimeout(total=self.settings.forwarder_request_timeout)
-        async with aiohttp.ClientSession(
-            connector=connector, timeout=timeout, auto_decompress=True
+    async def _session(self) -> AsyncIterator[HttpClient]:
+        settings = self.settings
+        ssl_ctx = None
+        if settings.forwarder_ca_file is not None:
+            ssl_ctx = ssl.create_default_context(cafile=str(settings.forwarder_ca_file))
+        # one pool of kept-alive connections for the worker's whole life
+        async with HttpClient(
+            timeout=settings.forwarder_request_timeout, limit=settings.forwarder_concurrency,
+            ssl_context=ssl_ctx,
         ) as http:
             self._http = http
             try:
@@ -399,18 +397,15 @@ class Forwarder:
         """POST one request; what the answer means. Redirects are never followed."""
         assert self._http is not None, "post() outside run()/run_once()"
         try:
-            async with self._http.post(
-                url, data=request.body, headers=request.headers, allow_redirects=False
-            ) as resp:
-                body = await resp.text(errors="replace")
-                return classify(
-                    resp.status, resp.headers, body, self.profile.response,
-                    retry_after_cap=self.settings.forwarder_backoff_max,
-                )
+            resp = await self._http.post(url, request.body, request.headers)
         except TimeoutError:
             return Retry(f"no answer within {self.settings.forwarder_request_timeout:g} s")
-        except aiohttp.ClientError as exc:
+        except (HttpError, OSError) as exc:  # refused, reset, TLS, a garbled answer
             return Retry(redact(f"{type(exc).__name__}: {exc}"))
+        return classify(
+            resp.status, resp.headers, resp.text(), self.profile.response,
+            retry_after_cap=self.settings.forwarder_backoff_max,
+        )
 
     async def _record(self, results: list[_Result]) -> None:
         """Every outcome of the batch in one transaction."""
