@@ -262,24 +262,29 @@ class Forwarder:
                 with_identity=self.profile.needs_evaluator,
             )
             gate = self._gate
+            entries = iter(batch)  # shared: each entry is taken by one sender
 
-            async def one(entry: outbox.Claimed) -> None:
-                async with gate:
-                    try:
-                        result = await self._deliver(
-                            entry, extras.get(entry.payload["rating_id"], Extra()), lease,
-                            stopping,
-                        )
-                    except Exception:  # one record's bug must not sink the batch
-                        log.exception("cannot send the record; its lease will run out",
-                                      extra={"outbox_id": entry.id})
-                        return
+            async def sender() -> None:
+                for entry in entries:
+                    async with gate:
+                        try:
+                            result = await self._deliver(
+                                entry, extras.get(entry.payload["rating_id"], Extra()), lease,
+                                stopping,
+                            )
+                        except Exception:  # one record's bug must not sink the batch
+                            log.exception("cannot send the record; its lease will run out",
+                                          extra={"outbox_id": entry.id})
+                            continue
                     if result is None:
                         unsent.append(entry.id)
                     else:
                         results.append(result)
 
-            await asyncio.gather(*(one(e) for e in batch))
+            # as many senders as requests may be in flight, not a task per record (issue 13:
+            # hundreds of tasks waiting on the gate cost more than the sends)
+            senders = min(settings.forwarder_concurrency, len(batch))
+            await asyncio.gather(*(sender() for _ in range(senders)))
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
