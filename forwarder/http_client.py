@@ -159,8 +159,27 @@ class ResponseParser:
             self.leftover += data
             return
         self._buf += data
-        while self._step():
-            pass
+        while True:
+            if self.state == _STATUS and self._buf[:1] not in (b"\r", b"\n"):
+                end = self._buf.find(b"\r\n\r\n")
+                if end >= 0 and self._head_size + end + 4 <= MAX_HEAD and self._whole_head(end):
+                    continue
+            if not self._step():
+                return
+
+    def _whole_head(self, end: int) -> bool:
+        """The usual case, the head arrived whole: parsed in one go, not line by line."""
+        head = bytes(self._buf[:end])
+        if head.count(b"\n") != head.count(b"\r\n"):
+            return False  # a bare LF somewhere: line by line, which takes either
+        lines = head.split(b"\r\n")
+        del self._buf[: end + 4]
+        self._head_size += end + 4
+        self._status_line(lines[0])
+        for line in lines[1:]:
+            self._header_line(line)
+        self._end_of_head()
+        return True
 
     def feed_eof(self) -> None:
         """The connection ended: completes an answer delimited by the close; otherwise the

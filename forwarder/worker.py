@@ -142,6 +142,10 @@ class Forwarder:
         return cls(ctx, profile, secrets, **kwargs)  # type: ignore[arg-type]
 
     def breaker(self, url: str) -> Breaker:
+        """The breaker of ``url``'s endpoint (kept by URL too: no parsing per record)."""
+        found = self._breakers.get(url)
+        if found is not None:
+            return found
         endpoint = endpoint_of(url)
         found = self._breakers.get(endpoint)
         if found is None:
@@ -150,6 +154,7 @@ class Forwarder:
                 s.forwarder_breaker_failures, s.forwarder_backoff_base, s.forwarder_backoff_max,
                 self.rng,
             )
+        self._breakers[url] = found
         return found
 
     def _writes(self) -> contextlib.AbstractAsyncContextManager[object]:
@@ -340,7 +345,7 @@ class Forwarder:
         if breaker.wait(loop.time()) > 0:
             return None  # the endpoint is failing: not even the cost of building
         try:
-            _, request = await self.prepare(entry, extra)
+            request = await self.prepare(entry, extra, key)
         except Exception as exc:  # a bug or a bad profile value: nothing a retry can fix
             log.exception("cannot build the record", extra={"outbox_id": entry.id, "key": key})
             return _Result(entry, key, Dead(redact(f"cannot build the record: {exc}")[:500]))
@@ -380,14 +385,14 @@ class Forwarder:
             log.info("endpoint answers again: sending resumed",
                      extra={"endpoint": endpoint_of(url)})
 
-    async def prepare(self, entry: outbox.Claimed, extra: Extra) -> tuple[str, transport.Request]:
-        """The URL and the signed request for one entry."""
-        payload = entry.payload
+    async def prepare(
+        self, entry: outbox.Claimed, extra: Extra, key: str
+    ) -> transport.Request:
+        """The signed request for one entry (``key``: its idempotency key)."""
         record = build_record(
-            payload, self.profile, extra,
+            entry.payload, self.profile, extra,
             fallback_reason=self.settings.bad_rating_fallback_reason,
         )
-        key = idempotency_key(payload, self.profile)
         if self.profile.transport.kind == "sm2_envelope":  # SM2 point arithmetic: off the loop
             # on one thread of its own: several threads computing at once only fight for
             # the GIL (issue 13: that cost more CPU than the encryption itself)
@@ -396,7 +401,7 @@ class Forwarder:
             )
         else:
             request = transport.build(record, key, self.profile, self.secrets)
-        return self.url_for(payload.get("event", entry.event)), request
+        return request
 
     async def post(self, url: str, request: transport.Request) -> Outcome:
         """POST one request; what the answer means. Redirects are never followed."""

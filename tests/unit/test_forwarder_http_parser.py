@@ -188,3 +188,9 @@ def test_a_header_cannot_smuggle_a_line() -> None:
         request_head(endpoint, "/push", {"X-Key": "a\r\nX-Evil: 1"}, 0)
     with pytest.raises(HttpError):
         endpoint_and_target("ftp://127.0.0.1/")
+
+
+def test_mixed_line_ends_in_a_whole_head() -> None:
+    parser = parse(b"HTTP/1.1 200 OK\r\nA: 1\nB: 2\r\nContent-Length: 2\r\n\r\nok")
+    headers = parser.response().headers
+    assert (headers["A"], headers["B"], parser.response().body) == ("1", "2", b"ok")
