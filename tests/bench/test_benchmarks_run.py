@@ -96,3 +96,12 @@ def test_asterisk_burst_benchmark() -> None:
                "--rtp-base", str(18200 + PORT_OFFSET))
     assert _line(out, "calls stored correctly (level 2) of 3").split()[-1] == "met"
     assert "< 1000 ms" in _line(out, "survey start → menu playing, p99")
+
+
+def test_forwarder_throughput_benchmark() -> None:
+    out = _run("bench.forwarder_throughput", "--records", "200", "--sm2-records", "30")
+    assert "requests/s, client CPU" in _line(out, "floor: bare aiohttp POST loop")
+    # the benchmark itself fails unless the receiver got every record once, none dead
+    assert "goal ≥ 5,000/s" in _line(out, "forwarder default (json_hmac, sqlite), 200 records")
+    assert "goal ≥ 1,000/s" in _line(out, "forwarder sm2_envelope (sm2_envelope, sqlite), 30")
+    assert "ms/record" in _line(out, "forwarder default CPU")
