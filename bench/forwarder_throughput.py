@@ -5,6 +5,7 @@ database) to the same receiver. Issue 13's goals: ≥ 5,000 records/s (default) 
 (SM2).
 
     .venv/bin/python -m bench.forwarder_throughput --records 5000
+    .venv/bin/python -m bench.forwarder_throughput --records 5000 --uvloop   # on uvloop
     .venv/bin/python -m bench.forwarder_throughput --records 5000 \\
         --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/bench   # a migrated DB
 
@@ -191,7 +192,15 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch", type=int, default=200)
-    asyncio.run(bench(parser.parse_args()))
+    parser.add_argument("--uvloop", action="store_true",
+                        help="run the floor and the forwarder on uvloop (if installed)")
+    args = parser.parse_args()
+    if args.uvloop:
+        import uvloop
+
+        uvloop.run(bench(args))
+    else:
+        asyncio.run(bench(args))
 
 
 if __name__ == "__main__":
