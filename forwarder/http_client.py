@@ -230,14 +230,17 @@ class ResponseParser:
                 return True
             self._end_of_head()
             return True
-        if state == _LENGTH:
+        if state in (_LENGTH, _CHUNK_DATA):
             if not self._buf:
                 return False
             piece = self._take(self._remaining)
             self._remaining -= len(piece)
             self._keep(piece)
             if self._remaining == 0:
-                self._finish()
+                if state == _LENGTH:
+                    self._finish()
+                else:
+                    self.state = _CHUNK_END
             return True
         if state == _CHUNK_SIZE:
             line = self._chunk_line()
@@ -255,15 +258,6 @@ class ResponseParser:
             else:
                 self._remaining = size
                 self.state = _CHUNK_DATA
-            return True
-        if state == _CHUNK_DATA:
-            if not self._buf:
-                return False
-            piece = self._take(self._remaining)
-            self._remaining -= len(piece)
-            self._keep(piece)
-            if self._remaining == 0:
-                self.state = _CHUNK_END
             return True
         if state == _CHUNK_END:
             line = self._chunk_line()
@@ -582,18 +576,23 @@ class HttpClient:
         conn = self._idle_connection(endpoint, loop.time())
         if conn is not None:
             try:
-                response = await conn.exchange(data, deadline)
+                return await self._exchange(endpoint, conn, data, deadline)
             except ConnectionClosed as exc:
                 if exc.answered:
                     raise
                 # closed by the server while idle, before it read this request: once more
                 # on a fresh connection (nothing of an answer came, so nothing is lost)
-            else:
-                self._release(endpoint, conn, loop.time())
-                return response
         conn = await self._connect(endpoint, deadline)
-        response = await conn.exchange(data, deadline)
-        self._release(endpoint, conn, loop.time())
+        return await self._exchange(endpoint, conn, data, deadline)
+
+    async def _exchange(self, endpoint: Endpoint, conn: _Connection, data: bytes,
+                        deadline: float) -> Response:
+        try:
+            response = await conn.exchange(data, deadline)
+        except BaseException:
+            self._open.discard(conn)  # closed by exchange(): never reused
+            raise
+        self._release(endpoint, conn, asyncio.get_running_loop().time())
         return response
 
     def _idle_connection(self, endpoint: Endpoint, now: float) -> _Connection | None:

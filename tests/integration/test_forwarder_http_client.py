@@ -337,3 +337,17 @@ async def test_the_forwarder_delivers_over_tls_with_forwarder_ca_file(
     finally:
         await runner.cleanup()
     assert keys == [key]
+
+
+async def test_failed_connections_are_let_go() -> None:
+    """A long outage must not pile up dead connections in the client."""
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   nth: int) -> None:
+        await server.read_request(reader)
+
+    async with serving(mute) as server, HttpClient(timeout=2) as http:
+        for _ in range(5):
+            with pytest.raises(ConnectionClosed):
+                await http.post(server.url, b"x", {})
+        assert http._open == set()
