@@ -47,6 +47,9 @@ class SurveyJournal:
         self._index: set[str] = set()
         self._inflight: dict[str, set[asyncio.Future[Any]]] = {}
         self._down_until = 0.0
+        #: appends waiting for the next group write, and the task writing groups
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._writer: asyncio.Future[None] | None = None
         self.refresh()
 
     # ----------------------------------------------------------------- what it holds
@@ -75,9 +78,34 @@ class SurveyJournal:
 
     # ----------------------------------------------------------------- writing
     async def append(self, record: dict[str, Any]) -> None:
+        """Durable when it returns. Appends made while an earlier group is being written go
+        to disk together in the next group: one write and one fsync, on one thread, however
+        many callers a burst journals at once (issue 13)."""
         record = {"v": VERSION, **record}
-        await asyncio.to_thread(self.log.append, record)  # fsync off the event loop
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((record, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_groups())
+        await done
         self._index.add(str(record["linkedid"]))
+
+    async def _write_groups(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:  # fsync off the event loop
+                await asyncio.to_thread(self.log.append_many, [r for r, _ in group])
+            except Exception as exc:
+                for _, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            except BaseException:  # cancelled (shutdown): nobody may think theirs is durable
+                for _, done in group:
+                    done.cancel()
+                raise
+            for _, done in group:
+                if not done.done():
+                    done.set_result(None)
 
     # ----------------------------------------------------------------- late saves
     def track(self, linkedid: str, task: asyncio.Future[Any]) -> None:
