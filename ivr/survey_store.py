@@ -22,13 +22,28 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, ColumnElement, cast, func, inspect, literal, select, true, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    cast,
+    func,
+    inspect,
+    literal,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -453,42 +468,61 @@ async def store_first_vote(
     stored, the call defaulted or missing): the caller then runs :func:`store_vote`, which
     decides against what is stored. Nothing is lost either way: the statement is atomic, and
     its call update is one :func:`store_vote` would make too."""
-    values: dict[str, Any] = {"survey_status": SurveyStatus.RATED, "updated_at": now}
-    if vote.final:
-        values["ended_at"] = now
-    call = (
-        update(Call)
-        .where(Call.id == call_id, Call.survey_status != SurveyStatus.DEFAULTED)
-        .values(**values)
-        .returning(Call.id, Call.case_number, Call.agent_id, Call.department_code)
-        .cte("voted_call")
-    )
     rating = Rating(
         project_no=project_no, assess_number=1, kind=RatingKind.PER_CALL,
         source=RatingSource.KEYPAD, level=int(vote.level),
         reason_codes=",".join(vote.reason_codes) if vote.reason_codes else None,
         comment_recording=vote.comment_recording, rated_at=vote.rated_at, valid=True,
-        created_at=now, updated_at=now,
     )
-    columns = ("project_no", "assess_number", "kind", "source", "level", "reason_codes",
-               "comment_recording", "rated_at", "valid", "created_at", "updated_at")
+    params = {
+        "call_id": call_id, "now": now, "project_no": project_no, "level": rating.level,
+        "reason_codes": rating.reason_codes, "comment_recording": rating.comment_recording,
+        "rated_at": vote.rated_at, "payload": json.dumps(snapshot(rating)),
+    }
+    async with ctx.db.autocommit() as conn:
+        row = (await conn.execute(_first_vote_statement(), params)).one_or_none()
+    if row is None or row[1] is None:
+        return None
+    outbox_wake.signal_of(ctx.db).committed()
+    return int(row[0])
+
+
+@functools.cache
+def _first_vote_statement() -> Select[tuple[int, int]]:
+    """:func:`store_first_vote`'s statement, built once (building it cost more CPU than the
+    database took to run it); the values are execution parameters."""
+    when = Call.updated_at.type
+    now = bindparam("now", type_=when)
+    call = (
+        update(Call)
+        .where(Call.id == bindparam("call_id"), Call.survey_status != SurveyStatus.DEFAULTED)
+        .values(survey_status=SurveyStatus.RATED, updated_at=now, ended_at=now)
+        .returning(Call.id, Call.case_number, Call.agent_id, Call.department_code)
+        .cte("voted_call")
+    )
     case_id = select(Case.id).where(Case.case_number == call.c.case_number).scalar_subquery()
     inserted = (
         pg_insert(Rating)
         .from_select(
-            [*columns, "call_id", "case_id", "agent_id", "department_code"],
+            ["project_no", "assess_number", "kind", "source", "level", "reason_codes",
+             "comment_recording", "rated_at", "valid", "created_at", "updated_at",
+             "call_id", "case_id", "agent_id", "department_code"],
             select(
-                *(literal(getattr(rating, name), Rating.__table__.c[name].type)
-                  for name in columns),
+                bindparam("project_no", type_=String), literal(1),
+                literal(RatingKind.PER_CALL, String), literal(RatingSource.KEYPAD, String),
+                bindparam("level", type_=Integer), bindparam("reason_codes", type_=String),
+                bindparam("comment_recording", type_=String),
+                bindparam("rated_at", type_=when), literal(True), now, now,
                 call.c.id, case_id, call.c.agent_id, call.c.department_code,
             ),
+            include_defaults=False,
         )
         .on_conflict_do_nothing(constraint="uq_ratings_key")
         .returning(Rating.id, Rating.agent_id, Rating.department_code)
         .cte("new_rating")
     )
     payload = cast(
-        cast(literal(json.dumps(snapshot(rating))), JSONB).op("||")(func.jsonb_build_object(
+        cast(bindparam("payload", type_=String), JSONB).op("||")(func.jsonb_build_object(
             "rating_id", inserted.c.id, "case_number", call.c.case_number,
             "agent_id", inserted.c.agent_id, "department_code", inserted.c.department_code,
         )),
@@ -500,22 +534,16 @@ async def store_first_vote(
             ["rating_id", "project_no", "assess_number", "event", "payload", "ready_at",
              "next_attempt_at", "status", "attempts", "created_at"],
             select(
-                inserted.c.id, literal(project_no), literal(1), literal("rating"), payload,
-                literal(now, OutboxEntry.ready_at.type), literal(now, OutboxEntry.ready_at.type),
-                literal(OutboxStatus.PENDING), literal(0),
-                literal(now, OutboxEntry.created_at.type),
+                inserted.c.id, bindparam("project_no", type_=String), literal(1),
+                literal("rating", String), payload, now, now,
+                literal(OutboxStatus.PENDING, String), literal(0), now,
             ).select_from(inserted).join(call, true()),
+            include_defaults=False,
         )
         .returning(OutboxEntry.id)
         .cte("queued")
     )
-    statement = select(inserted.c.id, select(queued.c.id).scalar_subquery())
-    async with ctx.db.autocommit() as conn:
-        row = (await conn.execute(statement)).one_or_none()
-    if row is None or row[1] is None:
-        return None
-    outbox_wake.signal_of(ctx.db).committed()
-    return int(row[0])
+    return select(inserted.c.id, select(queued.c.id).scalar_subquery())
 
 
 # ----------------------------------------------------------------------------- replay

@@ -4,7 +4,7 @@ trips (that and CHANNEL STATUS) instead of up to ten; a whole 满意 survey take
 
 from __future__ import annotations
 
-from sqlalchemy import event, select
+from sqlalchemy import Engine, event, select
 
 from hotline.clock import utcnow
 from ivr.agi.simulated import SimulatedCaller, fastagi_call, split_args
@@ -39,20 +39,19 @@ async def test_a_good_rating_costs_two_statements_on_postgresql(ctx: AppContext)
     async with ctx.db.transaction() as s:
         s.add(Case(case_number="GD-7", department_code="D1"))
     statements: list[str] = []
-    engine = ctx.db.engine.sync_engine
 
     def on_statement(_conn: object, _cursor: object, statement: str, *_: object) -> None:
         if "pg_notify" not in statement:  # the forwarder's wake-up, on a connection of its own
             statements.append(statement.split(None, 1)[0])
 
-    event.listen(engine, "before_cursor_execute", on_statement)
+    event.listen(Engine, "before_cursor_execute", on_statement)  # the pools of ctx.db
     caller = SimulatedCaller(keys=["2"], variables={"HOTLINE_AGENT": "A9",
                                                     "HOTLINE_CASE_ID": "GD-7"})
     try:
         async with running(ctx) as srv:
             await fastagi_call(HOST, srv.bound_port, caller)
     finally:
-        event.remove(engine, "before_cursor_execute", on_statement)
+        event.remove(Engine, "before_cursor_execute", on_statement)
     async with ctx.db.sessions() as s:
         rating = await s.scalar(select(Rating))
         case = await s.scalar(select(Case))
