@@ -202,16 +202,14 @@ class SurveyStore:
         task = asyncio.ensure_future(self._retrying(write, attempt))
         done, _ = await asyncio.wait({task}, timeout=self.journal.deadline)
         if task in done and task.exception() is None:
+            self.journal.db_answered()
             return task.result()
         if task in done:
             log.warning("survey step not saved in the database; journalled",
                         extra={"linkedid": linkedid, "error": repr(task.exception())})
-            self.journal.db_failed()
         elif not attempt.in_database:
-            # congestion, not an outage: the step never reached the database (it waited for a
-            # slot, or between tries), so it is dropped and journalled alone. Other callers
-            # keep trying the database: the breaker is for a database that fails or hangs, and
-            # journalling every step of a burst only moves the load to the replay (issue 13)
+            # it never reached the database (it waited for a slot, or between tries): dropped,
+            # so it cannot land after the journal's copy; no work done twice (issue 13)
             task.cancel()
             log.info("survey step waited past the deadline for the database; journalled",
                      extra={"linkedid": linkedid, "seconds": self.journal.deadline})
@@ -219,7 +217,7 @@ class SurveyStore:
             self.journal.track(linkedid, task)
             log.warning("survey step not saved within the deadline; journalled",
                         extra={"linkedid": linkedid, "seconds": self.journal.deadline})
-            self.journal.db_failed()
+        self.journal.db_failed()  # the breaker opens only if the database answers nobody
         await self._to_journal(record, now)
         return None
 

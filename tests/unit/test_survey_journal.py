@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,18 @@ async def test_a_failed_group_write_fails_every_append_in_it(tmp_path: Path) -> 
                                    return_exceptions=True)
     assert all(isinstance(r, OSError) for r in results)
     assert not journal.holds("c0")
+
+
+def test_the_breaker_opens_only_when_the_database_answers_nobody(tmp_path: Path) -> None:
+    """Issue 13: a step that missed its deadline while other writes succeed (a burst) leaves the
+    breaker closed; with no write succeeding for a whole deadline (an outage) it opens."""
+    journal = SurveyJournal(tmp_path, deadline=0.2)
+    journal.db_failed()  # nothing ever succeeded
+    assert journal.db_down()
+    journal.db_ok()
+    journal.db_answered()
+    journal.db_failed()  # another caller's write succeeded just now
+    assert not journal.db_down()
+    time.sleep(0.25)
+    journal.db_failed()
+    assert journal.db_down()
