@@ -23,6 +23,8 @@ from storage import migrate
 from storage.pg_admin import PgAdmin
 
 pytest_plugins = ["tests.fixtures_asterisk", "tests.fixtures_carrier"]
+# the shared helpers' asserts explain a failure like the tests' own (set before their import)
+pytest.register_assert_rewrite("tests.helpers")
 
 IN_CI = os.environ.get("CI") == "true"
 #: where the tests create (and drop) their PostgreSQL databases
