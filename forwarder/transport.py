@@ -4,9 +4,6 @@ the worker's job."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import math
 import time
@@ -15,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from hotline.settings import Settings
+from hotline.signing import hmac_sha256
 
 from . import sm2
 from .profile import Profile, ProfileError, TransportConfig
@@ -81,9 +79,8 @@ def timestamp(cfg: TransportConfig, now: float | None = None) -> str:
 
 
 def hmac_signature(secret: str, ts: str, body: bytes, cfg: TransportConfig) -> str:
-    message = ts.encode() + cfg.signature_separator.encode() + body
-    digest = hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
-    return digest.hex() if cfg.signature_encoding == "hex" else base64.b64encode(digest).decode()
+    return hmac_sha256(secret, ts, body, separator=cfg.signature_separator,
+                       encoding=cfg.signature_encoding)
 
 
 def _sign_format(cfg: TransportConfig) -> sm2.SignatureFormat:

@@ -11,7 +11,7 @@ from ivr.agi.simulated import SimulatedCaller, fastagi_call, split_args
 from service.context import AppContext
 from storage.models import Call, Case, OutboxEntry, OutboxStatus, Rating
 from storage.ratings import snapshot
-from tests.integration.test_fastagi_server import HOST, running
+from tests.helpers.fastagi import HOST, running
 
 
 async def test_a_survey_costs_six_round_trips_and_two_before_the_menu(ctx: AppContext) -> None:
