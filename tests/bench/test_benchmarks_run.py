@@ -5,19 +5,20 @@ every call of the Asterisk burst stored as the key pressed, the claim returns wh
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import PG_ADMIN_DSN, missing
+from tests.conftest import PG, missing
 from tests.fixtures_asterisk import PORT_OFFSET
 
 
 def _run(module: str, *args: str, timeout: float = 120) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env["HOTLINE_BENCH_PG"] = PG_ADMIN_DSN
+    env["HOTLINE_BENCH_PG"] = PG.dsn
     done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
                           text=True, timeout=timeout, env=env, check=False)
     assert done.returncode == 0, f"{module} failed:\n{done.stdout}\n{done.stderr[-3000:]}"
@@ -32,17 +33,7 @@ def _line(output: str, name: str) -> str:
 
 
 def _postgres() -> None:
-    import asyncio
-
-    import asyncpg
-
-    async def ping() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        await conn.close()
-
-    try:
-        asyncio.run(ping())
-    except Exception:
+    if not asyncio.run(PG.reachable()):
         missing("PostgreSQL at 127.0.0.1:5432")
 
 

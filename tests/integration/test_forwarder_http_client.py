@@ -24,9 +24,8 @@ from forwarder.http_client import ConnectionClosed, HttpClient
 from forwarder.simulated import Receiver, add_call_rating
 from hotline.levels import Level
 from storage.models import OutboxStatus
+from tests.helpers.forwarding import all_in, context, forwarding
 from tests.waiting import wait_until
-
-from .test_forwarder_delivery import all_in, context, forwarding
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
