@@ -55,7 +55,7 @@ def _clip(text: str) -> str:
 # ---------------------------------------------------------------------------- the clock
 async def db_now(session: AsyncSession) -> dt.datetime:
     """The database server's time (UTC, aware). On SQLite, an embedded database, that is the
-    clock of the host running the statement, read by SQLite itself."""
+    clock of this host, the one SQLite itself would read."""
     if session.bind.dialect.name == "sqlite":
         # the host's clock, read here rather than by a statement through the database's
         # thread (issue 13: a round trip per transaction); not hotline.clock.utcnow, which
