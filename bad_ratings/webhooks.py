@@ -12,7 +12,6 @@ as ``X-Hotline-Event-Id`` to drop repeats after a lost acknowledgement.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import json
 import logging
@@ -23,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hotline.signing import hmac_sha256
 from storage.db import Database
 from storage.models import OutboxStatus, WebhookEvent
 
@@ -68,9 +68,7 @@ async def emit(
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body,
-                   hashlib.sha256)
-    return mac.hexdigest()
+    return hmac_sha256(secret, timestamp, body, separator=".")
 
 
 def verify(secret: str, header: str, body: bytes) -> bool:

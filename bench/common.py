@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storage import migrate
+from storage.pg_admin import PgAdmin
 
 #: where a benchmark creates (and drops) its own PostgreSQL database
-PG_ADMIN_DSN = os.environ.get("HOTLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+PG = PgAdmin.from_env("HOTLINE_BENCH_PG")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -52,21 +53,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _pg_url(dbname: str) -> str:
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{base}/{dbname}"
-
-
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @contextlib.asynccontextmanager
 async def fresh_database(kind: str, workdir: Path) -> AsyncIterator[str]:
     """A migrated, empty database for one run: a SQLite file in ``workdir``, or a PostgreSQL
@@ -77,13 +63,12 @@ async def fresh_database(kind: str, workdir: Path) -> AsyncIterator[str]:
         yield url
         return
     name = f"hotline_bench_{uuid.uuid4().hex[:10]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
+    url = await PG.create(name)
     try:
-        url = _pg_url(name)
         await migrate.upgrade_async(url)
         yield url
     finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await PG.drop(name)
 
 
 def server_env(workdir: Path, database_url: str, **settings: object) -> dict[str, str]:

@@ -5,6 +5,7 @@ database) to the same receiver. Issue 13's goals: ≥ 5,000 records/s (default) 
 (SM2).
 
     .venv/bin/python -m bench.forwarder_throughput --records 5000
+    .venv/bin/python -m bench.forwarder_throughput --records 5000 --uvloop   # on uvloop
     .venv/bin/python -m bench.forwarder_throughput --records 5000 \\
         --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/bench   # a migrated DB
 
@@ -21,6 +22,7 @@ import multiprocessing
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -71,7 +73,13 @@ async def _receiver_count(http: aiohttp.ClientSession, base: str) -> int:
 
 
 # ---------------------------------------------------------------------- the two figures
-async def floor(base: str, bodies: list[bytes], concurrency: int) -> float:
+@dataclass(frozen=True)
+class Figure:
+    rate: float  # records (requests) a second
+    cpu_ms: float  # this process's CPU per record, all its threads (the receiver's is apart)
+
+
+async def floor(base: str, bodies: list[bytes], concurrency: int) -> Figure:
     """Records/s of a bare POST loop: the most this receiver and aiohttp allow here."""
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -86,17 +94,17 @@ async def floor(base: str, bodies: list[bytes], concurrency: int) -> float:
                 async with http.post(f"{base}/push", data=body, headers=headers) as resp:
                     await resp.read()
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(lane() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         assert await _receiver_count(http, base) == len(bodies)
-    return len(bodies) / elapsed
+    return Figure(len(bodies) / elapsed, 1000 * cpu / len(bodies))
 
 
 async def forwarder(
     base: str, records: int, transport: str, database_url: str | None, concurrency: int,
     batch: int,
-) -> float:
+) -> Figure:
     workdir = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
     url = database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
     await migrate.upgrade_async(url)
@@ -115,7 +123,7 @@ async def forwarder(
             stopping = asyncio.Event()
             # start-up (checking the profile, building the SM2 point tables) is not throughput
             worker = Forwarder.from_context(ctx)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             task = asyncio.create_task(worker.run(stopping))
             # watched from the receiver's side while it runs: polling the outbox's figures
             # (three queries) every few ms would compete with the forwarder for the database
@@ -128,7 +136,7 @@ async def forwarder(
                 if figures.pending + figures.inflight == 0 or task.done():
                     break
                 await asyncio.sleep(0.01)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             stopping.set()
             await task
             received = await _receiver_count(http, base)
@@ -136,7 +144,7 @@ async def forwarder(
                 raise SystemExit(f"receiver got {received} of {records}, {figures.dead} dead")
     finally:
         await ctx.close()
-    return records / elapsed
+    return Figure(records / elapsed, 1000 * cpu / records)
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -156,16 +164,21 @@ async def bench(args: argparse.Namespace) -> None:
         body = b'{"projectNo":"BENCH000001","assessNumber":1,"satisfaction":4}' * 4
         bare = await floor(base, [body] * args.records, args.concurrency)
         print(f"floor: bare aiohttp POST loop, {args.records} requests, concurrency "
-              f"{args.concurrency}: {bare:,.0f} requests/s")
+              f"{args.concurrency}: {bare.rate:,.0f} requests/s, client CPU "
+              f"{bare.cpu_ms:.3f} ms/request")
         for transport in args.transport:
             size = args.records if transport == "json_hmac" else args.sm2_records
-            rate = await forwarder(base, size, transport, args.database_url, args.concurrency,
-                                   args.batch)
+            got = await forwarder(base, size, transport, args.database_url, args.concurrency,
+                                  args.batch)
             goal = GOALS[transport]
-            verdict = "ok" if rate >= goal else "below goal"
+            verdict = "ok" if got.rate >= goal else "below goal"
             print(f"forwarder {PROFILE[transport]} ({transport}, {db}), {size} records: "
-                  f"{rate:,.0f} records/s = {rate / bare:.2f} × floor   "
+                  f"{got.rate:,.0f} records/s = {got.rate / bare.rate:.2f} × floor   "
                   f"(goal ≥ {goal:,.0f}/s: {verdict})")
+            # the CPU figure moves less than the rates on a shared machine: what the
+            # forwarder costs per record, beside what the floor's client costs per request
+            print(f"forwarder {PROFILE[transport]} CPU: {got.cpu_ms:.3f} ms/record = "
+                  f"{got.cpu_ms / bare.cpu_ms:.1f} × the floor's client per request")
     finally:
         proc.terminate()
         proc.join(5)
@@ -179,7 +192,15 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch", type=int, default=200)
-    asyncio.run(bench(parser.parse_args()))
+    parser.add_argument("--uvloop", action="store_true",
+                        help="run the floor and the forwarder on uvloop (if installed)")
+    args = parser.parse_args()
+    if args.uvloop:
+        import uvloop
+
+        uvloop.run(bench(args))
+    else:
+        asyncio.run(bench(args))
 
 
 if __name__ == "__main__":

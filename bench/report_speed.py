@@ -4,12 +4,12 @@
     .venv/bin/python -m bench.report_speed --ratings 2000         # a quick run (CI does this)
 
 Fills its own PostgreSQL database (``hotline_bench_report``, dropped and made again; the admin
-DSN is ``$HOTLINE_TEST_PG``) with one year of calls, as many ratings (5 % defaults, 0.2 %
-found invalid, 10 % 差评) and the 差评 items they open, all by ``INSERT … SELECT`` from
-``generate_series`` in the server, then VACUUM ANALYZE. Prints the time of the department
-report of one month and of the whole year (figures, ranking with the consecutive-period flag,
-差评 reasons: what the 通报 needs) and the plan of the main ratings query, to show it reads
-the covering index (migration 0007).
+DSN is ``$HOTLINE_BENCH_PG``, as for every benchmark) with one year of calls, as many ratings
+(5 % defaults, 0.2 % found invalid, 10 % 差评) and the 差评 items they open, all by
+``INSERT … SELECT`` from ``generate_series`` in the server, then VACUUM ANALYZE. Prints the
+time of the department report of one month and of the whole year (figures, ranking with the
+consecutive-period flag, 差评 reasons: what the 通报 needs) and the plan of the main ratings
+query, to show it reads the covering index (migration 0007).
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy import text
 
+from bench.common import PG
 from hotline.settings import load_settings
 from reports.build import build_report
 from reports.engine import Window
 from reports.periods import Period
 from service.context import AppContext
 from storage import migrate
+from storage.pg_admin import PgAdmin
 
-ADMIN_DSN = os.environ.get("HOTLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 YEAR = 2025
 DEPARTMENTS = 40
 AGENTS = 300
@@ -71,19 +72,6 @@ FILL = [
 ]
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _url(name: str) -> str:
-    base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{base}/{name}"
-
-
 async def fill(url: str, n: int) -> float:
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
     conn = await asyncpg.connect(dsn)
@@ -119,11 +107,10 @@ async def explain(ctx: AppContext, period: Period) -> str:
         return "\n".join(f"    {r[0]}" for r in rows)
 
 
-async def bench(ratings: int, keep: bool) -> dict[str, float]:
+async def bench(ratings: int, keep: bool, admin: PgAdmin = PG) -> dict[str, float]:
     name = "hotline_bench_report"
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await _admin(f'CREATE DATABASE "{name}"')
-    url = _url(name)
+    await admin.drop(name)
+    url = await admin.create(name)
     try:
         await migrate.upgrade_async(url)
         filled = await fill(url, ratings)
@@ -142,7 +129,7 @@ async def bench(ratings: int, keep: bool) -> dict[str, float]:
             await ctx.close()
     finally:
         if not keep:
-            await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.drop(name)
     print(f"{ratings} ratings over {YEAR} on PostgreSQL (filled in {figures['fill']:.1f} s)")
     print(f"  monthly department report: {figures['month']:.3f} s (goal < 1 s)")
     print(f"  yearly department report:  {figures['year']:.3f} s (goal < 3 s)")

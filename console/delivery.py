@@ -1,5 +1,6 @@
-"""Delivery to the province, for the console's 推送 page: the outbox figures, the dead
-letters (records the receiver refused for good) and their retry after the cause is fixed."""
+"""Delivery to the province, for the console's 推送 page: the outbox figures (also what
+monitoring reads, with a supervisor's or the admin's token), the dead letters (records the
+receiver refused for good) and their retry after the cause is fixed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from http_api.auth import requires
 from http_api.bodies import read_json, respond
-from http_api.feed import OutboxStatusOut
 from http_api.keys import app_ctx, principal
 from http_api.openapi import operation
 from service.context import AppContext
@@ -21,6 +21,17 @@ log = logging.getLogger("hotline.console.delivery")
 
 TAGS = ["delivery"]
 ROLES = ("supervisor",)
+
+
+class OutboxStatusOut(BaseModel):
+    """The delivery queue's figures."""
+
+    pending: int
+    held: int
+    inflight: int
+    delivered: int
+    dead: int
+    oldest_pending_age_seconds: float | None
 
 
 class DeadLetter(BaseModel):
@@ -45,7 +56,8 @@ class RetryOut(BaseModel):
 
 
 @requires(*ROLES)
-@operation(summary="The outbox figures", tags=TAGS, operation_id="getOutboxStatus",
+@operation(summary="Delivery queue figures: pending, held, in flight, delivered, dead-letter, "
+           "oldest age", tags=[*TAGS, "monitoring"], operation_id="getOutboxStatus",
            responses={200: OutboxStatusOut})
 async def outbox_status(request: web.Request) -> web.Response:
     found = await outbox.counts(app_ctx(request).db)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -68,89 +69,91 @@ def _satisfaction(level: Level, profile: Profile) -> int:
     return level.provincial_code if profile.satisfaction == "provincial" else level.gbt_code
 
 
-def _item_source(source: str, payload: dict[str, Any], profile: Profile) -> Any:
-    """The 整改 / 反馈 sources (payload written by bad_ratings.upstream)."""
-    match source:
-        case "item_id" | "round" | "verification" | "rectification_reply" | "citizen_result":
-            return payload.get(source)
-        case "rectify_due":
-            return payload.get("rectify_due")
-        case "rectified_at" | "followup_at":
-            return _local_time(payload.get(source), profile)
-        case "rectified_on_time":
-            due, done = payload.get("rectify_due"), payload.get("rectified_at")
-            if not due or not done:
-                return None
-            day = to_local(dt.datetime.fromisoformat(done), ZoneInfo(profile.timezone)).date()
-            return _flag(day <= dt.date.fromisoformat(due))
-        case "followup_solved":
-            solved = payload.get("followup_solved")
-            return None if solved is None else _flag(bool(solved))
-        case "followup_satisfaction":
-            level = payload.get("followup_level")
-            return None if level is None else _satisfaction(Level(level), profile)
-    return None
+def _level(payload: dict[str, Any]) -> Level:
+    return Level(payload["level"])
 
 
-_ITEM_SOURCES = frozenset({
-    "item_id", "round", "verification", "rectification_reply", "citizen_result", "rectify_due",
-    "rectified_at", "followup_at", "rectified_on_time", "followup_solved",
-    "followup_satisfaction",
-})
-
-
-def _computed(
-    source: str, payload: dict[str, Any], profile: Profile, extra: Extra, fallback: str
-) -> Any:
-    if source in _ITEM_SOURCES:
-        return _item_source(source, payload, profile)
-    level = Level(payload["level"])
-    values = profile.values
-    match source:
-        case "project_no" | "assess_number" | "event" | "kind" | "source":
-            return payload.get(source, "rating" if source == "event" else None)
-        case "satisfaction":
-            return _satisfaction(level, profile)
-        case "pf":
-            is_default = payload.get("source") == RatingSource.DEFAULT
-            return (is_default and values.get("pf_default")) or values.get("pf_telephone")
-        case "eval_detail":
-            return eval_detail(payload, fallback)
-        case "writing_evaluation":
-            return payload.get("comment_text")
-        case "assess_time":
-            rated = dt.datetime.fromisoformat(payload["rated_at"])
-            return to_local(rated, ZoneInfo(profile.timezone)).strftime(profile.date_format)
-        case "dept_code":
-            return payload.get("department_code") or values.get("dept_code")
-        case "dept_name":
-            code = payload.get("department_code") or values.get("dept_code") or ""
-            return extra.dept_name or values.get(f"dept_name.{code}") or values.get("dept_name")
-        case "agent_code" | "agent_name":
-            return payload.get("agent_id")
-        case "case_number":
-            return payload.get("case_number")
-        case "is_default":
-            return _flag(payload.get("source") == RatingSource.DEFAULT)
-        case "valid":
-            return _flag(bool(payload.get("valid", True)))
-        case "invalid_reason":
-            return payload.get("invalid_reason")
-        case "comment_recording":
-            return payload.get("comment_recording")
-    phone = extra.evaluator_phone
-    if not phone:
+def _rectified_on_time(p: dict[str, Any], profile: Profile) -> str | None:
+    due, done = p.get("rectify_due"), p.get("rectified_at")
+    if not due or not done:
         return None
-    match source:
-        case "evaluator_phone":
-            return normalise_number(phone)
-        case "evaluator_phone_masked":
-            return mask_number(phone)
-        case "evaluator_phone_sha256":
-            return hashlib.sha256(normalise_number(phone).encode()).hexdigest()
-        case "evaluator_phone_sm3":
-            return sm3.sm3_hash(list(normalise_number(phone).encode()))
-    raise ValueError(f"unknown source {source!r}")  # Profile validation prevents this
+    day = to_local(dt.datetime.fromisoformat(done), ZoneInfo(profile.timezone)).date()
+    return _flag(day <= dt.date.fromisoformat(due))
+
+
+def _dept_name(p: dict[str, Any], profile: Profile, extra: Extra) -> Any:
+    values = profile.values
+    code = p.get("department_code") or values.get("dept_code") or ""
+    return extra.dept_name or values.get(f"dept_name.{code}") or values.get("dept_name")
+
+
+def _pf(p: dict[str, Any], profile: Profile) -> Any:
+    values = profile.values
+    is_default = p.get("source") == RatingSource.DEFAULT
+    return (is_default and values.get("pf_default")) or values.get("pf_telephone")
+
+
+def _phone(transform: Callable[[str], str]) -> Getter:
+    """An identity source: nothing without the evaluator's number."""
+    return lambda p, profile, extra, fallback: (
+        transform(extra.evaluator_phone) if extra.evaluator_phone else None
+    )
+
+
+def _payload_field(name: str) -> Getter:
+    return lambda p, profile, extra, fallback: p.get(name)
+
+
+def _sha256(phone: str) -> str:
+    return hashlib.sha256(normalise_number(phone).encode()).hexdigest()
+
+
+def _sm3(phone: str) -> str:
+    return str(sm3.sm3_hash(list(normalise_number(phone).encode())))
+
+
+Getter = Callable[[dict[str, Any], Profile, Extra, str], Any]
+
+#: how each computed source (profile.SOURCES) is read from a payload: looked up once per
+#: profile, not matched per field of every record (issue 13: thousands of records a second)
+_GETTERS: dict[str, Getter] = {
+    **{name: _payload_field(name) for name in (
+        "project_no", "assess_number", "kind", "source", "item_id", "round", "verification",
+        "rectification_reply", "citizen_result", "rectify_due", "case_number",
+        "invalid_reason", "comment_recording",
+    )},
+    "event": lambda p, profile, extra, fallback: p.get("event", "rating"),
+    "rectified_at": lambda p, profile, extra, fallback: _local_time(p.get("rectified_at"),
+                                                                    profile),
+    "followup_at": lambda p, profile, extra, fallback: _local_time(p.get("followup_at"), profile),
+    "rectified_on_time": lambda p, profile, extra, fallback: _rectified_on_time(p, profile),
+    "followup_solved": lambda p, profile, extra, fallback: (
+        None if p.get("followup_solved") is None else _flag(bool(p["followup_solved"]))
+    ),
+    "followup_satisfaction": lambda p, profile, extra, fallback: (
+        None if p.get("followup_level") is None
+        else _satisfaction(Level(p["followup_level"]), profile)
+    ),
+    "satisfaction": lambda p, profile, extra, fallback: _satisfaction(_level(p), profile),
+    "pf": lambda p, profile, extra, fallback: _pf(p, profile),
+    "eval_detail": lambda p, profile, extra, fallback: eval_detail(p, fallback),
+    "writing_evaluation": lambda p, profile, extra, fallback: p.get("comment_text"),
+    "assess_time": lambda p, profile, extra, fallback: _local_time(p["rated_at"], profile),
+    "dept_code": lambda p, profile, extra, fallback: (
+        p.get("department_code") or profile.values.get("dept_code")
+    ),
+    "dept_name": lambda p, profile, extra, fallback: _dept_name(p, profile, extra),
+    "agent_code": lambda p, profile, extra, fallback: p.get("agent_id"),
+    "agent_name": lambda p, profile, extra, fallback: p.get("agent_id"),
+    "is_default": lambda p, profile, extra, fallback: _flag(
+        p.get("source") == RatingSource.DEFAULT
+    ),
+    "valid": lambda p, profile, extra, fallback: _flag(bool(p.get("valid", True))),
+    "evaluator_phone": _phone(normalise_number),
+    "evaluator_phone_masked": _phone(mask_number),
+    "evaluator_phone_sha256": _phone(_sha256),
+    "evaluator_phone_sm3": _phone(_sm3),
+}
 
 
 def _typed(value: Any, kind: str) -> Any:
@@ -162,6 +165,50 @@ def _typed(value: Any, kind: str) -> Any:
 _INT_BY_DEFAULT = frozenset({
     "satisfaction", "assess_number", "item_id", "round", "followup_satisfaction",
 })
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    typ: str
+    identity: bool  # an evaluator_* source (DOMAIN.md rule 8)
+    get: Getter | None  # None: the constant ``value``
+    value: Any = None
+
+
+def _plan(profile: Profile, event: str) -> tuple[_Field, ...]:
+    """The fields of ``event``'s record under ``profile``, each with how to get its value."""
+    kind = profile.records.get(event)  # type: ignore[call-overload]
+    fields = kind.fields if kind is not None else profile.fields
+    types = kind.types if kind is not None else profile.types
+    plan = []
+    for name, source in fields.items():
+        typ = types.get(name) or ("int" if source in _INT_BY_DEFAULT else "str")
+        if source.startswith("="):
+            plan.append(_Field(name, typ, False, None, source[1:]))
+        elif source.startswith("values."):
+            plan.append(_Field(name, typ, False, None,
+                               profile.values.get(source.removeprefix("values."))))
+        elif source in _GETTERS:
+            plan.append(_Field(name, typ, source in EVALUATOR_SOURCES, _GETTERS[source]))
+        else:
+            raise ValueError(f"unknown source {source!r}")  # Profile validation prevents this
+    return tuple(plan)
+
+
+#: plans by (id of the profile, event); the profile is kept with them, so the id stays its own
+_PLANS: dict[tuple[int, str], tuple[Profile, tuple[_Field, ...]]] = {}
+
+
+def _plan_of(profile: Profile, event: str) -> tuple[_Field, ...]:
+    found = _PLANS.get((id(profile), event))
+    if found is not None and found[0] is profile:
+        return found[1]
+    plan = _plan(profile, event)
+    if len(_PLANS) >= 64:  # a process has a profile or two; tests make many
+        _PLANS.clear()
+    _PLANS[(id(profile), event)] = (profile, plan)
+    return plan
 
 
 def build_record(
@@ -176,23 +223,15 @@ def build_record(
     evaluator's identity fields out (the pull feed, previews). A 整改 or 反馈 payload is laid
     out by its record kind's own fields."""
     record: dict[str, Any] = {}
-    kind = profile.records.get(payload.get("event", "rating"))  # type: ignore[call-overload]
-    fields = kind.fields if kind is not None else profile.fields
-    types = kind.types if kind is not None else profile.types
-    for name, source in fields.items():
-        if source in EVALUATOR_SOURCES and not with_identity:
+    omit_empty = profile.omit_empty
+    for f in _plan_of(profile, payload.get("event", "rating")):
+        if f.identity and not with_identity:
             continue
-        if source.startswith("="):
-            value: Any = source[1:]
-        elif source.startswith("values."):
-            value = profile.values.get(source.removeprefix("values."))
-        else:
-            value = _computed(source, payload, profile, extra, fallback_reason)
+        value = f.value if f.get is None else f.get(payload, profile, extra, fallback_reason)
         if value is None or value == "":
-            if profile.omit_empty:
+            if omit_empty:
                 continue
-            record[name] = None if value is None else ""
+            record[f.name] = None if value is None else ""
             continue
-        typ = types.get(name) or ("int" if source in _INT_BY_DEFAULT else "str")
-        record[name] = _typed(value, typ)
+        record[f.name] = _typed(value, f.typ)
     return record

@@ -4,9 +4,6 @@ the worker's job."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import math
 import time
@@ -15,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from hotline.settings import Settings
+from hotline.signing import hmac_sha256
 
 from . import sm2
 from .profile import Profile, ProfileError, TransportConfig
@@ -69,10 +67,13 @@ def check(profile: Profile, secrets: Secrets) -> None:
             raise ProfileError(f"SM2 key setting: {exc}") from exc
 
 
+# ensure_ascii=False: Chinese stays readable; compact separators: the signed bytes are exactly
+# the bytes sent. One encoder for the process: json.dumps with options builds one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(record: dict[str, Any]) -> bytes:
-    # ensure_ascii=False: Chinese stays readable; compact separators: the signed bytes are
-    # exactly the bytes sent
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(record).encode("utf-8")
 
 
 def timestamp(cfg: TransportConfig, now: float | None = None) -> str:
@@ -81,9 +82,8 @@ def timestamp(cfg: TransportConfig, now: float | None = None) -> str:
 
 
 def hmac_signature(secret: str, ts: str, body: bytes, cfg: TransportConfig) -> str:
-    message = ts.encode() + cfg.signature_separator.encode() + body
-    digest = hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
-    return digest.hex() if cfg.signature_encoding == "hex" else base64.b64encode(digest).decode()
+    return hmac_sha256(secret, ts, body, separator=cfg.signature_separator,
+                       encoding=cfg.signature_encoding)
 
 
 def _sign_format(cfg: TransportConfig) -> sm2.SignatureFormat:

@@ -40,7 +40,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import aiohttp
 from sqlalchemy.exc import SQLAlchemyError
 
 from hotline.logs import redact
@@ -50,6 +49,7 @@ from storage.models import OutboxStatus
 
 from . import lookup, sm2, transport
 from .breaker import Breaker, Change, State
+from .http_client import HttpClient, HttpError
 from .outcome import Dead, Delivered, Outcome, Retry, backoff, classify
 from .profile import Profile, ProfileError
 from .profile import load as load_profile
@@ -113,7 +113,7 @@ class Forwarder:
         self.rng = rng or random.Random()
         self._breakers: dict[str, Breaker] = {}
         self._redirects_logged: set[str] = set()
-        self._http: aiohttp.ClientSession | None = None
+        self._http: HttpClient | None = None
         # requests in flight, across lanes: never more than the connection pool holds, or a
         # request would spend its timeout waiting for a connection
         self._gate = asyncio.Semaphore(ctx.settings.forwarder_concurrency)
@@ -142,6 +142,10 @@ class Forwarder:
         return cls(ctx, profile, secrets, **kwargs)  # type: ignore[arg-type]
 
     def breaker(self, url: str) -> Breaker:
+        """The breaker of ``url``'s endpoint (kept by URL too: no parsing per record)."""
+        found = self._breakers.get(url)
+        if found is not None:
+            return found
         endpoint = endpoint_of(url)
         found = self._breakers.get(endpoint)
         if found is None:
@@ -150,6 +154,7 @@ class Forwarder:
                 s.forwarder_breaker_failures, s.forwarder_backoff_base, s.forwarder_backoff_max,
                 self.rng,
             )
+        self._breakers[url] = found
         return found
 
     def _writes(self) -> contextlib.AbstractAsyncContextManager[object]:
@@ -216,17 +221,15 @@ class Forwarder:
                 await _sleep(stopping, WAKE_GATHER)
 
     @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncIterator[aiohttp.ClientSession]:
-        ssl_ctx: ssl.SSLContext | bool = True
-        if self.settings.forwarder_ca_file is not None:
-            ssl_ctx = ssl.create_default_context(cafile=str(self.settings.forwarder_ca_file))
-        # one session, one pool of kept-alive connections for the worker's whole life
-        connector = aiohttp.TCPConnector(
-            limit=self.settings.forwarder_concurrency, ssl=ssl_ctx, keepalive_timeout=30
-        )
-        timeout = aiohttp.ClientTimeout(total=self.settings.forwarder_request_timeout)
-        async with aiohttp.ClientSession(
-            connector=connector, timeout=timeout, auto_decompress=True
+    async def _session(self) -> AsyncIterator[HttpClient]:
+        settings = self.settings
+        ssl_ctx = None
+        if settings.forwarder_ca_file is not None:
+            ssl_ctx = ssl.create_default_context(cafile=str(settings.forwarder_ca_file))
+        # one pool of kept-alive connections for the worker's whole life
+        async with HttpClient(
+            timeout=settings.forwarder_request_timeout, limit=settings.forwarder_concurrency,
+            ssl_context=ssl_ctx,
         ) as http:
             self._http = http
             try:
@@ -264,24 +267,29 @@ class Forwarder:
                 with_identity=self.profile.needs_evaluator,
             )
             gate = self._gate
+            entries = iter(batch)  # shared: each entry is taken by one sender
 
-            async def one(entry: outbox.Claimed) -> None:
-                async with gate:
-                    try:
-                        result = await self._deliver(
-                            entry, extras.get(entry.payload["rating_id"], Extra()), lease,
-                            stopping,
-                        )
-                    except Exception:  # one record's bug must not sink the batch
-                        log.exception("cannot send the record; its lease will run out",
-                                      extra={"outbox_id": entry.id})
-                        return
+            async def sender() -> None:
+                for entry in entries:
+                    async with gate:
+                        try:
+                            result = await self._deliver(
+                                entry, extras.get(entry.payload["rating_id"], Extra()), lease,
+                                stopping,
+                            )
+                        except Exception:  # one record's bug must not sink the batch
+                            log.exception("cannot send the record; its lease will run out",
+                                          extra={"outbox_id": entry.id})
+                            continue
                     if result is None:
                         unsent.append(entry.id)
                     else:
                         results.append(result)
 
-            await asyncio.gather(*(one(e) for e in batch))
+            # as many senders as requests may be in flight, not a task per record (issue 13:
+            # hundreds of tasks waiting on the gate cost more than the sends)
+            senders = min(settings.forwarder_concurrency, len(batch))
+            await asyncio.gather(*(sender() for _ in range(senders)))
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -337,7 +345,7 @@ class Forwarder:
         if breaker.wait(loop.time()) > 0:
             return None  # the endpoint is failing: not even the cost of building
         try:
-            _, request = await self.prepare(entry, extra)
+            request = await self.prepare(entry, extra, key)
         except Exception as exc:  # a bug or a bad profile value: nothing a retry can fix
             log.exception("cannot build the record", extra={"outbox_id": entry.id, "key": key})
             return _Result(entry, key, Dead(redact(f"cannot build the record: {exc}")[:500]))
@@ -377,14 +385,14 @@ class Forwarder:
             log.info("endpoint answers again: sending resumed",
                      extra={"endpoint": endpoint_of(url)})
 
-    async def prepare(self, entry: outbox.Claimed, extra: Extra) -> tuple[str, transport.Request]:
-        """The URL and the signed request for one entry."""
-        payload = entry.payload
+    async def prepare(
+        self, entry: outbox.Claimed, extra: Extra, key: str
+    ) -> transport.Request:
+        """The signed request for one entry (``key``: its idempotency key)."""
         record = build_record(
-            payload, self.profile, extra,
+            entry.payload, self.profile, extra,
             fallback_reason=self.settings.bad_rating_fallback_reason,
         )
-        key = idempotency_key(payload, self.profile)
         if self.profile.transport.kind == "sm2_envelope":  # SM2 point arithmetic: off the loop
             # on one thread of its own: several threads computing at once only fight for
             # the GIL (issue 13: that cost more CPU than the encryption itself)
@@ -393,24 +401,21 @@ class Forwarder:
             )
         else:
             request = transport.build(record, key, self.profile, self.secrets)
-        return self.url_for(payload.get("event", entry.event)), request
+        return request
 
     async def post(self, url: str, request: transport.Request) -> Outcome:
         """POST one request; what the answer means. Redirects are never followed."""
         assert self._http is not None, "post() outside run()/run_once()"
         try:
-            async with self._http.post(
-                url, data=request.body, headers=request.headers, allow_redirects=False
-            ) as resp:
-                body = await resp.text(errors="replace")
-                return classify(
-                    resp.status, resp.headers, body, self.profile.response,
-                    retry_after_cap=self.settings.forwarder_backoff_max,
-                )
+            resp = await self._http.post(url, request.body, request.headers)
         except TimeoutError:
             return Retry(f"no answer within {self.settings.forwarder_request_timeout:g} s")
-        except aiohttp.ClientError as exc:
+        except (HttpError, OSError) as exc:  # refused, reset, TLS, a garbled answer
             return Retry(redact(f"{type(exc).__name__}: {exc}"))
+        return classify(
+            resp.status, resp.headers, resp.text(), self.profile.response,
+            retry_after_cap=self.settings.forwarder_backoff_max,
+        )
 
     async def _record(self, results: list[_Result]) -> None:
         """Every outcome of the batch in one transaction."""

@@ -1,5 +1,5 @@
-"""The pull feed for aggregation systems that fetch instead of receiving pushes, and the
-outbox figures for monitoring.
+"""The pull feed for aggregation systems that fetch instead of receiving pushes (the outbox
+figures, for the console and monitoring alike, are console/delivery.py's ``GET /api/v1/outbox``).
 
 ``GET /api/v1/ratings?after=CURSOR&limit=N`` pages through every outbox entry (ratings and,
 as their own later entries, updates such as 复核 invalidations) in a stable order. A reader
@@ -71,17 +71,6 @@ class FeedPage(BaseModel):
     has_more: bool = Field(description="more entries are ready now: ask again at once")
 
 
-class OutboxStatusOut(BaseModel):
-    """The delivery queue's figures."""
-
-    pending: int
-    held: int
-    inflight: int
-    delivered: int
-    dead: int
-    oldest_pending_age_seconds: float | None
-
-
 def _canonical(payload: dict[str, Any]) -> dict[str, Any]:
     # the row id of the rating is an internal detail
     return {k: v for k, v in payload.items() if k != "rating_id"}
@@ -131,17 +120,6 @@ async def ratings_feed(request: web.Request) -> web.Response:
     ))
 
 
-@requires("admin")
-@operation(
-    summary="Delivery queue figures: pending, in flight, delivered, dead-letter, oldest age",
-    tags=["aggregation", "monitoring"],
-    responses={200: OutboxStatusOut},
-)
-async def outbox_status(request: web.Request) -> web.Response:
-    figures = await outbox.counts(app_ctx(request).db)
-    return respond(OutboxStatusOut(**figures.as_dict()))
-
-
 def setup(app: web.Application, ctx: AppContext) -> None:
     try:
         app[_PROFILE] = load_profile(ctx.settings)
@@ -150,4 +128,3 @@ def setup(app: web.Application, ctx: AppContext) -> None:
         log.error("forwarding profile cannot be loaded", extra={"error": str(exc)})
         app[_PROFILE] = None
     app.router.add_get("/api/v1/ratings", ratings_feed)
-    app.router.add_get("/api/v1/outbox/status", outbox_status)

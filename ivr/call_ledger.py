@@ -28,7 +28,7 @@ import datetime as dt
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hotline.channel_vars import CALL_LEDGER_EVENT
 from hotline.clock import utcnow
 from hotline.statuses import SurveyStatus
+from ivr.survey_store import CallInfo
 from service.context import AppContext
 from storage.calls import upsert_call
 from storage.models import Call
@@ -53,22 +54,17 @@ CHUNK = 4 * 1024 * 1024
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    linkedid: str
-    uniqueid: str | None = None
-    channel: str | None = None
-    caller: str | None = field(default=None, repr=False)  # personal data: vault only
-    agent_id: str | None = None
-    queue: str | None = None
-    case_number: str | None = None
-    department_code: str | None = None
-    abandoned: bool = False
+    """One call as Asterisk logged it: what its channel knew (the survey's own
+    :class:`~ivr.survey_store.CallInfo`) and when it ended."""
+
+    info: CallInfo
     ended_at: dt.datetime | None = None
 
     @property
     def started_at(self) -> dt.datetime | None:
         """A linkedid is the first channel's uniqueid, ``<unix time>.<sequence>``: the call's
         start (None for a site whose uniqueids carry a system name)."""
-        head = self.linkedid.split(".", 1)[0]
+        head = self.info.linkedid.split(".", 1)[0]
         if not head.isdigit():
             return None
         try:
@@ -132,7 +128,7 @@ def parse_line(line: str) -> LedgerEntry | None:
         text = values.get(name) or None
         return text[:length] if text else None
 
-    return LedgerEntry(
+    info = CallInfo(
         linkedid=linkedid,
         uniqueid=(_field(record, "uniqueid") or "")[:64] or None,
         channel=(_field(record, "channame") or "")[:128] or None,
@@ -142,8 +138,8 @@ def parse_line(line: str) -> LedgerEntry | None:
         case_number=value("case", 64),
         department_code=value("dept", 32),
         abandoned=values.get("abandoned") == "1",
-        ended_at=_time(_field(record, "eventtime")),
     )
+    return LedgerEntry(info, ended_at=_time(_field(record, "eventtime")))
 
 
 async def record(ctx: AppContext, entry: LedgerEntry) -> str:
@@ -155,29 +151,30 @@ async def record(ctx: AppContext, entry: LedgerEntry) -> str:
         new = call.id is None
         if not new and call.survey_status != SurveyStatus.PENDING:
             return "known"
-        _fill(ctx, call, entry)
-        call.survey_status = SurveyStatus.ABANDONED if entry.abandoned else SurveyStatus.NOT_RATED
+        _fill(ctx, call, entry.info)
+        call.survey_status = (SurveyStatus.ABANDONED if entry.info.abandoned
+                              else SurveyStatus.NOT_RATED)
         call.ended_at = call.ended_at or entry.ended_at or now
         if new:
             call.started_at = entry.started_at or call.ended_at
         return "added" if new else "not_rated"
 
-    result = await upsert_call(ctx.db, entry.linkedid, change)
+    result = await upsert_call(ctx.db, entry.info.linkedid, change)
     return result or "known"
 
 
-def _fill(ctx: AppContext, call: Call, entry: LedgerEntry) -> None:
+def _fill(ctx: AppContext, call: Call, info: CallInfo) -> None:
     """What the ledger knows, never erasing what the service already stored."""
-    if entry.uniqueid and not call.uniqueid:
-        call.uniqueid = entry.uniqueid
-    if entry.channel and not call.channel:
-        call.channel = entry.channel
-    if entry.caller and not call.caller_hash:
-        protected = ctx.vault.protect(entry.caller)
+    if info.uniqueid and not call.uniqueid:
+        call.uniqueid = info.uniqueid
+    if info.channel and not call.channel:
+        call.channel = info.channel
+    if info.caller and not call.caller_hash:
+        protected = ctx.vault.protect(info.caller)
         call.caller_enc, call.caller_hash, call.caller_masked = (
             protected.encrypted, protected.digest, protected.masked)
     for attr in ("agent_id", "queue", "case_number", "department_code"):
-        value = getattr(entry, attr)
+        value = getattr(info, attr)
         if value and not getattr(call, attr):
             setattr(call, attr, value)
 

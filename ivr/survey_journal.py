@@ -4,8 +4,9 @@ so a database outage never turns a caller's vote into a default (issue 8 defects
 * :class:`SurveyJournal` is what the save path (:mod:`ivr.survey_store`) talks to: append a
   record (fsynced, off the event loop), "does the journal hold this call?", database saves still
   running after their deadline (the replay waits for them, so an old save can never land after
-  a newer journalled one), and a short breaker: after a failure, new steps go straight to the
-  journal for a few seconds instead of each caller waiting out the deadline.
+  a newer journalled one), and a short breaker: after a failure while no write succeeds, new
+  steps go straight to the journal for a few seconds instead of each caller waiting out the
+  deadline.
 * :func:`fold` is pure: the records of one call, in order, become the one net effect to apply
   (every save carries everything known so far, so the last save wins; a vote beats any "not
   rated"). Applying it is :func:`ivr.survey_store.apply_journalled`; the replay loop is
@@ -47,6 +48,10 @@ class SurveyJournal:
         self._index: set[str] = set()
         self._inflight: dict[str, set[asyncio.Future[Any]]] = {}
         self._down_until = 0.0
+        self._answered_at = float("-inf")
+        #: appends waiting for the next group write, and the task writing groups
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._writer: asyncio.Future[None] | None = None
         self.refresh()
 
     # ----------------------------------------------------------------- what it holds
@@ -75,9 +80,34 @@ class SurveyJournal:
 
     # ----------------------------------------------------------------- writing
     async def append(self, record: dict[str, Any]) -> None:
+        """Durable when it returns. Appends made while an earlier group is being written go
+        to disk together in the next group: one write and one fsync, on one thread, however
+        many callers a burst journals at once (issue 13)."""
         record = {"v": VERSION, **record}
-        await asyncio.to_thread(self.log.append, record)  # fsync off the event loop
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((record, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_groups())
+        await done
         self._index.add(str(record["linkedid"]))
+
+    async def _write_groups(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:  # fsync off the event loop
+                await asyncio.to_thread(self.log.append_many, [r for r, _ in group])
+            except Exception as exc:
+                for _, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            except BaseException:  # cancelled (shutdown): nobody may think theirs is durable
+                for _, done in group:
+                    done.cancel()
+                raise
+            for _, done in group:
+                if not done.done():
+                    done.set_result(None)
 
     # ----------------------------------------------------------------- late saves
     def track(self, linkedid: str, task: asyncio.Future[Any]) -> None:
@@ -108,7 +138,19 @@ class SurveyJournal:
     def db_down(self) -> bool:
         return time.monotonic() < self._down_until
 
+    def db_answered(self) -> None:
+        """A survey write has just succeeded: the database is up."""
+        self._answered_at = time.monotonic()
+
     def db_failed(self) -> None:
+        """A step failed, or missed its deadline. Unless some write succeeded within that
+        deadline, new steps skip the database for :data:`BREAKER_SECONDS`. A database that
+        answers others is congested, not down (issue 13: a burst's steps missing the deadline
+        opened the breaker, which journalled every step for 3 s and only moved the burst's load
+        to the replay); a database that answers nobody is down, and each caller waiting out the
+        deadline would only add its pause."""
+        if time.monotonic() - self._answered_at < self.deadline:
+            return
         if not self.db_down():
             log.warning("database not answering the survey; steps go to the local journal",
                         extra={"journal": str(self.log.directory)})

@@ -22,12 +22,30 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, func, inspect, select, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    cast,
+    func,
+    inspect,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.clock import utcnow
@@ -38,9 +56,25 @@ from hotline.statuses import SURVEY_UNRESOLVED as UNRESOLVED
 from ivr.survey import Save
 from ivr.survey_journal import OP_BEGIN, OP_NOT_RATED, OP_SAVE, NetEffect, parse_time
 from service.context import AppContext
+from storage import outbox_wake
 from storage.calls import insert_new_call, upsert_call
-from storage.models import Call, Case, Rating, RatingKind, RatingSource, SurveyStatus
-from storage.ratings import RatingInput, project_no_for_call, release_rating, upsert_rating
+from storage.models import (
+    Call,
+    Case,
+    OutboxEntry,
+    OutboxStatus,
+    Rating,
+    RatingKind,
+    RatingSource,
+    SurveyStatus,
+)
+from storage.ratings import (
+    RatingInput,
+    project_no_for_call,
+    release_rating,
+    snapshot,
+    upsert_rating,
+)
 
 log = logging.getLogger("hotline.ivr.store")
 
@@ -103,6 +137,15 @@ class Vote:
         )
 
 
+@dataclass
+class _Attempt:
+    """Whether a survey step's write is inside the database right now (holding a slot), as
+    opposed to waiting for one or between tries: only then can it still land after its
+    deadline."""
+
+    in_database: bool = False
+
+
 def _clip(value: str | None, length: int) -> str | None:
     return value[:length] if value else None
 
@@ -155,30 +198,41 @@ class SurveyStore:
         if self.journalled or self.journal.holds(linkedid) or self.journal.db_down():
             await self._to_journal(record, now)
             return None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.journal.deadline
-        task = asyncio.ensure_future(self._retrying(write, deadline))
+        attempt = _Attempt()
+        task = asyncio.ensure_future(self._retrying(write, attempt))
         done, _ = await asyncio.wait({task}, timeout=self.journal.deadline)
         if task in done and task.exception() is None:
+            self.journal.db_answered()
             return task.result()
         if task in done:
             log.warning("survey step not saved in the database; journalled",
                         extra={"linkedid": linkedid, "error": repr(task.exception())})
-        else:  # still waiting for the database: the replay waits for it to end
+        elif not attempt.in_database:
+            # it never reached the database (it waited for a slot, or between tries): dropped,
+            # so it cannot land after the journal's copy; no work done twice (issue 13)
+            task.cancel()
+            log.info("survey step waited past the deadline for the database; journalled",
+                     extra={"linkedid": linkedid, "seconds": self.journal.deadline})
+        else:  # inside the database and still running: the replay waits for it to end
             self.journal.track(linkedid, task)
             log.warning("survey step not saved within the deadline; journalled",
                         extra={"linkedid": linkedid, "seconds": self.journal.deadline})
-        self.journal.db_failed()
+        self.journal.db_failed()  # the breaker opens only if the database answers nobody
         await self._to_journal(record, now)
         return None
 
-    async def _retrying(self, write: Callable[[], Awaitable[T]], deadline: float) -> T:
+    async def _retrying(self, write: Callable[[], Awaitable[T]], attempt: _Attempt) -> T:
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.journal.deadline
         delay = RETRY_DELAY
         while True:
             try:
                 async with self.ctx.db.slots:  # a burst queues here, not in the pool
-                    return await write()
+                    attempt.in_database = True
+                    try:
+                        return await write()
+                    finally:
+                        attempt.in_database = False
             except Exception:  # OperationalError, pool timeout, failover, a lost race …
                 if loop.time() + delay >= deadline:
                     raise
@@ -303,6 +357,10 @@ class SurveyStore:
                 setattr(call, attr, _clip(value, length))
 
     async def _save_db(self, vote: Vote, now: dt.datetime) -> int:
+        if self.call_id is not None and first_vote_at_once(self.ctx, vote):
+            rating_id = await store_first_vote(self.ctx, self.call_id, self.project_no, vote, now)
+            if rating_id is not None:
+                return rating_id
         where = Call.id == self.call_id if self.call_id is not None else (
             Call.linkedid == self.info.linkedid
         )
@@ -383,6 +441,107 @@ async def store_vote(
     if vote.final and not written:
         await release_rating(s, rating.id)
     return rating.id
+
+
+def first_vote_at_once(ctx: AppContext, vote: Vote) -> bool:
+    """Whether :func:`store_first_vote` may try this vote: the final vote of a survey that is
+    not a 差评, on PostgreSQL. A 差评 also marks its case, starts the 整改 deadline and opens
+    its 差评 item (the ``AFTER_SAVE`` hook), which only :func:`store_vote` does; SQLite has no
+    writing CTEs and no network round trips to save."""
+    return vote.final and not Level(vote.level).is_bad and not ctx.db.is_sqlite
+
+
+async def store_first_vote(
+    ctx: AppContext, call_id: int, project_no: str, vote: Vote, now: dt.datetime
+) -> int | None:
+    """:func:`store_vote`'s usual case — the call's first rating, in its final save — as ONE
+    statement in autocommit (issue 13: the save was ~7 round trips, each a turn of a busy event
+    loop while the connection is held, and under a burst the pool's connections were held by
+    round trips, not by work). The call becomes ``rated`` unless defaulted and returns its
+    case, agent and department as they are at that moment; the rating is inserted unless it
+    exists; its outbox entry, ready at once, carries :func:`snapshot` with the four values
+    only the statement knows laid over it.
+
+    Returns the rating's id, or None when the usual case does not hold (a rating already
+    stored, the call defaulted or missing): the caller then runs :func:`store_vote`, which
+    decides against what is stored. Nothing is lost either way: the statement is atomic, and
+    its call update is one :func:`store_vote` would make too."""
+    rating = Rating(
+        project_no=project_no, assess_number=1, kind=RatingKind.PER_CALL,
+        source=RatingSource.KEYPAD, level=int(vote.level),
+        reason_codes=",".join(vote.reason_codes) if vote.reason_codes else None,
+        comment_recording=vote.comment_recording, rated_at=vote.rated_at, valid=True,
+    )
+    params = {
+        "call_id": call_id, "now": now, "project_no": project_no, "level": rating.level,
+        "reason_codes": rating.reason_codes, "comment_recording": rating.comment_recording,
+        "rated_at": vote.rated_at, "payload": json.dumps(snapshot(rating)),
+    }
+    async with ctx.db.autocommit() as conn:
+        row = (await conn.execute(_first_vote_statement(), params)).one_or_none()
+    if row is None or row[1] is None:
+        return None
+    outbox_wake.signal_of(ctx.db).committed()
+    return int(row[0])
+
+
+@functools.cache
+def _first_vote_statement() -> Select[tuple[int, int]]:
+    """:func:`store_first_vote`'s statement, built once (building it cost more CPU than the
+    database took to run it); the values are execution parameters."""
+    when = Call.updated_at.type
+    now = bindparam("now", type_=when)
+    call = (
+        update(Call)
+        .where(Call.id == bindparam("call_id"), Call.survey_status != SurveyStatus.DEFAULTED)
+        .values(survey_status=SurveyStatus.RATED, updated_at=now, ended_at=now)
+        .returning(Call.id, Call.case_number, Call.agent_id, Call.department_code)
+        .cte("voted_call")
+    )
+    case_id = select(Case.id).where(Case.case_number == call.c.case_number).scalar_subquery()
+    inserted = (
+        pg_insert(Rating)
+        .from_select(
+            ["project_no", "assess_number", "kind", "source", "level", "reason_codes",
+             "comment_recording", "rated_at", "valid", "created_at", "updated_at",
+             "call_id", "case_id", "agent_id", "department_code"],
+            select(
+                bindparam("project_no", type_=String), literal(1),
+                literal(RatingKind.PER_CALL, String), literal(RatingSource.KEYPAD, String),
+                bindparam("level", type_=Integer), bindparam("reason_codes", type_=String),
+                bindparam("comment_recording", type_=String),
+                bindparam("rated_at", type_=when), literal(True), now, now,
+                call.c.id, case_id, call.c.agent_id, call.c.department_code,
+            ),
+            include_defaults=False,
+        )
+        .on_conflict_do_nothing(constraint="uq_ratings_key")
+        .returning(Rating.id, Rating.agent_id, Rating.department_code)
+        .cte("new_rating")
+    )
+    payload = cast(
+        cast(bindparam("payload", type_=String), JSONB).op("||")(func.jsonb_build_object(
+            "rating_id", inserted.c.id, "case_number", call.c.case_number,
+            "agent_id", inserted.c.agent_id, "department_code", inserted.c.department_code,
+        )),
+        JSON,
+    )
+    queued = (
+        pg_insert(OutboxEntry)
+        .from_select(
+            ["rating_id", "project_no", "assess_number", "event", "payload", "ready_at",
+             "next_attempt_at", "status", "attempts", "created_at"],
+            select(
+                inserted.c.id, bindparam("project_no", type_=String), literal(1),
+                literal("rating", String), payload, now, now,
+                literal(OutboxStatus.PENDING, String), literal(0), now,
+            ).select_from(inserted).join(call, true()),
+            include_defaults=False,
+        )
+        .returning(OutboxEntry.id)
+        .cte("queued")
+    )
+    return select(inserted.c.id, select(queued.c.id).scalar_subquery())
 
 
 # ----------------------------------------------------------------------------- replay

@@ -50,10 +50,15 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
+#: PostgreSQL connections kept for single-statement writes (:meth:`Database.autocommit`)
+AUTOCOMMIT_POOL_SIZE = 10
+
+
 class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
+        self._autocommit_engine: AsyncEngine | None = None
         #: copied into every session's ``info``: the composition root puts write-path hooks
         #: here (storage.ratings.AFTER_SAVE) so storage need not import the rooms above it
         self.info: dict[str, Any] = {}
@@ -68,8 +73,13 @@ class Database:
         CPU and most of the server's memory under a burst (issue 13). Only for callers that
         hold one session at a time (a caller nesting two would wait for itself)."""
         if self._slots is None:
-            pool = self.engine.pool
-            size = getattr(pool, "size", lambda: 1)() + max(0, getattr(pool, "_max_overflow", 0))
+            if self.is_sqlite:
+                pool = self.engine.pool
+                size = getattr(pool, "size", lambda: 1)() + max(
+                    0, getattr(pool, "_max_overflow", 0)
+                )
+            else:  # the kept connections of autocommit(): never one opened and closed per write
+                size = AUTOCOMMIT_POOL_SIZE
             self._slots = asyncio.Semaphore(max(1, size))
         return self._slots
 
@@ -85,11 +95,27 @@ class Database:
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
-        """A connection whose every statement commits by itself: a single-statement write then
-        costs one round trip instead of four (pre-ping, BEGIN, the statement, COMMIT), which is
-        what the survey's first write before the menu needs under a burst (issue 13)."""
-        async with self.engine.connect() as conn:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+        """A connection whose every statement commits by itself: a single-statement write costs
+        ONE round trip, which is what the survey's writes need under a burst (issue 13).
+
+        On PostgreSQL these come from a pool of their own: connections already in autocommit
+        (switching one costs a reset on its return), as many as :data:`AUTOCOMMIT_POOL_SIZE`
+        and kept (an overflow connection is closed on return: connect, TLS negotiation and
+        authentication again for the next write), and not pinged at checkout (the asyncpg
+        ping is BEGIN, a statement and ROLLBACK: three round trips before each write). A
+        statement on a connection the server dropped fails instead; SQLAlchemy then
+        invalidates the pool, and the survey's retry (ivr.survey_store) runs on a new one."""
+        if self.is_sqlite:  # a file: no round trips to save
+            async with self.engine.connect() as conn:
+                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return
+        if self._autocommit_engine is None:
+            self._autocommit_engine = make_engine(
+                self.url, pool_size=AUTOCOMMIT_POOL_SIZE, max_overflow=0, pool_pre_ping=False,
+                isolation_level="AUTOCOMMIT",
+            )
+        async with self._autocommit_engine.connect() as conn:
+            yield conn
 
     async def ping(self) -> bool:
         try:
@@ -101,3 +127,5 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._autocommit_engine is not None:
+            await self._autocommit_engine.dispose()

@@ -20,11 +20,15 @@ from http_api import tokens
 from http_api.app import build_app
 from service.context import AppContext
 from storage import migrate
+from storage.pg_admin import PgAdmin
 
 pytest_plugins = ["tests.fixtures_asterisk", "tests.fixtures_carrier"]
+# the shared helpers' asserts explain a failure like the tests' own (set before their import)
+pytest.register_assert_rewrite("tests.helpers")
 
 IN_CI = os.environ.get("CI") == "true"
-PG_ADMIN_DSN = os.environ.get("HOTLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+#: where the tests create (and drop) their PostgreSQL databases
+PG = PgAdmin.from_env("HOTLINE_TEST_PG")
 
 
 def missing(what: str) -> None:
@@ -34,34 +38,19 @@ def missing(what: str) -> None:
     pytest.skip(f"{what} not available")
 
 
-def _pg_url(dbname: str) -> str:
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{base}/{dbname}"
-
-
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str | None]:
     """One migrated PostgreSQL database per test session, cloned per test."""
     name = f"hotline_tmpl_{os.getpid()}"
     try:
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        url = asyncio.run(PG.create(name))
     except Exception as exc:
         yield None
         print(f"PostgreSQL unavailable: {exc}")
         return
-    migrate.upgrade(_pg_url(name))
+    migrate.upgrade(url)
     yield name
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(PG.drop(name))
 
 
 def _pg_clone(template: str | None) -> Iterator[str]:
@@ -69,9 +58,8 @@ def _pg_clone(template: str | None) -> Iterator[str]:
         missing("PostgreSQL at 127.0.0.1:5432")
         return
     name = f"hotline_t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield _pg_url(name)
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield asyncio.run(PG.create(name, template=template))
+    asyncio.run(PG.drop(name))
 
 
 @pytest.fixture(scope="session")

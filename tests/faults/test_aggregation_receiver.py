@@ -17,7 +17,7 @@ from aiohttp import web
 
 from forwarder.simulated import Arrival, Receiver, add_backlog
 from storage.models import OutboxStatus
-from tests.integration.test_forwarder_delivery import _entries, all_in, context, forwarding
+from tests.helpers.forwarding import all_in, context, forwarding, outbox_entries
 from tests.waiting import wait_until
 
 FAULT_SECONDS = 60.0  # issue 8: "fails … for a minute, then recovers"
@@ -90,7 +90,7 @@ async def test_receiver_failing_then_recovering_loses_and_duplicates_nothing(
                     rx.order |= await add_backlog(ctx, 50, second_every=3, prefix=f"W{wave}-")
                 await wait_until(all_in(OutboxStatus.DELIVERED, ctx), within=90)
                 assert not task.done()
-            entries = await _entries(ctx)
+            entries = await outbox_entries(ctx)
     finally:
         await rx.close()
     expected = {k for keys in rx.order.values() for k in keys}

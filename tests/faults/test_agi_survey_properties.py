@@ -101,7 +101,7 @@ def test_command_arguments_survive_asterisk_parsing(value: str) -> None:
 ))
 def test_call_ledger_lines_never_raise(line: str) -> None:
     entry = call_ledger.parse_line(line)
-    assert entry is None or (entry.linkedid and len(entry.linkedid) <= 64)
+    assert entry is None or (entry.info.linkedid and len(entry.info.linkedid) <= 64)
 
 
 # ----------------------------------------------------------------------------- the survey machine

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from forwarder.simulated import Receiver
-from tests.conftest import _pg_admin
+from tests.conftest import PG
 from tests.faults.harness import CallResult, Service, load, tally, wait_for
 
 OUTAGE = float(os.environ.get("HOTLINE_FAULT_OUTAGE_SECONDS", "60"))
@@ -58,14 +58,14 @@ async def test_database_refusing_connections_loses_no_vote(
 
         try:
             await steady(3)
-            await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-            await _pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            await PG.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await PG.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                             f"WHERE datname = '{name}'")
             try:
                 await steady(OUTAGE)
                 not_ready = await asyncio.to_thread(_ready, service.http_port)
             finally:
-                await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+                await PG.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             await steady(3)
             results = [r for batch in batches for r in await batch]
 

@@ -13,7 +13,7 @@ from service.commands import with_context
 from service.context import AppContext
 from storage.audit import list_audit
 from tests.conftest import make_settings
-from tests.integration.test_callback_store import add_call, rate_call
+from tests.helpers.callbacks import add_call, rate_call
 
 
 def test_cli_verify_with_scope_role_state_checks_and_audit(

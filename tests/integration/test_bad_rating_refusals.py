@@ -14,7 +14,7 @@ import pytest
 from http_api.errors import DOMAIN_ERRORS
 from service.context import AppContext
 from tests.conftest import Client, bearer
-from tests.integration.test_bad_ratings_api import BASE, bad_call, post
+from tests.helpers.bad_ratings import BASE, bad_call, post
 
 LATER = (dt.date.today() + dt.timedelta(days=400)).isoformat()
 

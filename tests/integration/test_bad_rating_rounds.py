@@ -16,8 +16,8 @@ from hotline.levels import Level
 from service.context import AppContext
 from storage.models import AuditEntry, BadRatingItem, CallbackTask, OutboxEntry, RatingSource
 from tests.conftest import Client, bearer
-from tests.integration.test_bad_ratings_api import post
-from tests.integration.test_callback_store import NUMBER, add_call, rate_call
+from tests.helpers.bad_ratings import post
+from tests.helpers.callbacks import NUMBER, add_call, rate_call
 
 BASE = "/api/v1/bad-ratings"
 

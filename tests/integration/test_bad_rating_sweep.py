@@ -27,7 +27,7 @@ from storage.models import (
 )
 from storage.ratings import AFTER_SAVE, RatingInput, project_no_for_call, save_rating
 from tests.conftest import make_settings
-from tests.integration.test_callback_store import add_call
+from tests.helpers.callbacks import add_call
 
 
 async def save_without_hook(ctx: AppContext, linkedid: str, level: Level, *, n: int = 1,

@@ -17,7 +17,7 @@ from hotline.clock import utcnow
 from hotline.levels import Level
 from service.context import AppContext
 from storage.models import OutboxStatus, WebhookEvent
-from tests.integration.test_callback_store import NUMBER, add_call, rate_call
+from tests.helpers.callbacks import NUMBER, add_call, rate_call
 
 SECRET = "s3cret"
 

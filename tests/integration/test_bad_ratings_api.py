@@ -24,31 +24,8 @@ from storage.models import (
     WebhookEvent,
 )
 from tests.conftest import Client, bearer
-from tests.integration.test_callback_store import NUMBER, add_call, rate_call
-
-BASE = "/api/v1/bad-ratings"
-
-
-
-
-async def bad_call(ctx: AppContext, linkedid: str, department: str | None = "D1",
-                   level: Level = Level.VERY_DISSATISFIED) -> int:
-    """A call rated 差评 on the keypad; returns its item's id."""
-    await add_call(ctx, linkedid, department=department)
-    await rate_call(ctx, linkedid, level)
-    async with ctx.db.sessions() as s:
-        item = await s.scalar(select(BadRatingItem).where(
-            BadRatingItem.subject_key == f"call:CALL-{linkedid}"))
-    assert item is not None
-    return item.id
-
-
-async def post(client: Client, path: str, auth: dict[str, str], body: dict[str, Any],
-               status: int = 200) -> dict[str, Any]:
-    resp = await client.post(path, json=body, headers=auth)
-    data = await resp.json()
-    assert resp.status == status, data
-    return data  # type: ignore[no-any-return]
+from tests.helpers.bad_ratings import BASE, bad_call, post
+from tests.helpers.callbacks import NUMBER, add_call, rate_call
 
 
 async def test_every_bad_rating_opens_one_item_for_its_department(ctx: AppContext) -> None:

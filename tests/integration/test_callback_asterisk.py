@@ -48,7 +48,7 @@ from sandbox.carrier import (
 from sandbox.instance import AsteriskSandbox
 from service.context import AppContext
 from storage.models import CallbackAttempt, CallbackTask, Rating
-from tests.integration.test_callback_store import closed_bad_case
+from tests.helpers.callbacks import closed_bad_case
 
 pytestmark = pytest.mark.asterisk
 

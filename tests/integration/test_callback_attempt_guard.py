@@ -15,8 +15,8 @@ from callback_scheduler.rules import Outcome
 from ivr.agi.simulated import environment_lines, memory_channel
 from service.context import AppContext
 from storage.models import CallbackAttempt, DoNotCall, Rating
-from tests.integration.test_callback_followup_agi import Citizen, setup_call
-from tests.integration.test_callback_store import NOW
+from tests.helpers.callbacks import NOW
+from tests.helpers.followup_agi import Citizen, setup_call
 
 
 async def run_route(ctx: AppContext, citizen: Citizen, uniqueid: str) -> str:

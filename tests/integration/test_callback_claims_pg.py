@@ -26,7 +26,7 @@ from hotline.settings import PROJECT_ROOT
 from service.context import AppContext
 from storage.models import CallbackAttempt, CallbackTask
 from tests.conftest import make_settings
-from tests.integration.test_callback_store import NOW, closed_bad_case
+from tests.helpers.callbacks import NOW, closed_bad_case
 
 CAP = 4
 TASKS = 40

@@ -24,7 +24,7 @@ from callback_scheduler.rules import Outcome
 from hotline.levels import Level
 from service.context import AppContext
 from storage.models import CallbackAttempt
-from tests.integration.test_callback_store import NOW, closed_bad_case, task_of
+from tests.helpers.callbacks import NOW, closed_bad_case, task_of
 
 
 @contextmanager

@@ -42,7 +42,7 @@ from sandbox.carrier import Behaviour, Carrier, Press, keys_number, number, rand
 from sandbox.instance import AsteriskSandbox
 from service.context import AppContext
 from storage.models import CallbackAttempt, CallbackTask, Campaign, SurveyStatus
-from tests.integration.test_callback_store import add_call
+from tests.helpers.callbacks import add_call
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.postgres]
 

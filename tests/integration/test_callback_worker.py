@@ -16,12 +16,12 @@ from service.context import AppContext
 from service.serve import WORKERS
 from storage.models import CallbackAttempt, CallbackTask
 from tests.conftest import make_settings
-from tests.integration.test_callback_dialer import SECRET, FakeAsterisk, fake  # noqa: F401
-from tests.integration.test_callback_store import NOW, closed_bad_case
+from tests.helpers.callbacks import NOW, closed_bad_case
+from tests.helpers.fake_ami import SECRET, FakeAsterisk
 
 
 async def test_worker_dials_due_tasks_within_the_cap_and_stops(
-    tmp_path: Path, database_url: str, fake: FakeAsterisk,  # noqa: F811
+    tmp_path: Path, database_url: str, fake: FakeAsterisk,
 ) -> None:
     ctx = AppContext.create(make_settings(
         tmp_path, database_url=database_url, callback_poll_interval=0.05,

@@ -10,13 +10,7 @@ from service.context import AppContext
 from storage.audit import audit_query
 from storage.models import CallbackTask, SurveyStatus
 from tests.conftest import Client, bearer
-from tests.integration.test_callback_store import (
-    NOW,
-    NUMBER,
-    add_call,
-    closed_bad_case,
-    settle_open_tasks,
-)
+from tests.helpers.callbacks import NOW, NUMBER, add_call, closed_bad_case, settle_open_tasks
 
 
 async def test_rule3_invite_campaign_created_filled_started_paused(

@@ -16,7 +16,7 @@ from service.context import AppContext
 from storage.audit import list_audit
 from storage.models import CallbackTask, DoNotCall
 from tests.conftest import make_settings
-from tests.integration.test_callback_store import NUMBER, closed_bad_case, settle_open_tasks
+from tests.helpers.callbacks import NUMBER, closed_bad_case, settle_open_tasks
 
 
 def hotline(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -22,14 +22,7 @@ from ivr import defaults
 from service.context import AppContext
 from storage.models import Campaign, OutboxEntry, Rating
 from tests.conftest import make_settings
-from tests.integration.test_callback_store import (
-    NOW,
-    NUMBER,
-    closed_bad_case,
-    context,
-    finish,
-    task_of,
-)
+from tests.helpers.callbacks import NOW, NUMBER, closed_bad_case, context, finish, task_of
 
 CLOSES = NOW + dt.timedelta(days=7)  # the default window: 7 natural days
 

@@ -7,8 +7,8 @@ from hotline.levels import Level
 from service.context import AppContext
 from storage.audit import list_audit
 from tests.conftest import Client, bearer
-from tests.integration.test_callback_store import NUMBER, add_call, rate_call
-from tests.unit.test_http_openapi import assert_valid_openapi
+from tests.helpers.callbacks import NUMBER, add_call, rate_call
+from tests.helpers.openapi import assert_valid_openapi
 
 
 async def test_rule5_case_created_then_closed_with_a_bad_rating_gets_a_callback(

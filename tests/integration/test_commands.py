@@ -13,7 +13,7 @@ from sqlalchemy import select
 from service.commands import CommandError, with_context
 from service.context import AppContext
 from storage.models import ApiToken
-from tests.conftest import _pg_admin, _pg_url, make_settings
+from tests.conftest import PG, make_settings
 
 
 async def _read_tokens(ctx: AppContext) -> list[ApiToken]:
@@ -33,13 +33,13 @@ def test_empty_postgres_database_says_to_upgrade(tmp_path: Path, pg_template: st
 
         missing("PostgreSQL at 127.0.0.1:5432")
     name = f"hotline_e_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    url = asyncio.run(PG.create(name))
     try:
-        settings = make_settings(tmp_path, database_url=_pg_url(name))
+        settings = make_settings(tmp_path, database_url=url)
         with pytest.raises(CommandError, match="hotline db upgrade"):
             with_context(settings, _read_tokens)
     finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(PG.drop(name))
 
 
 def test_migrated_database_runs_the_work(tmp_path: Path, database_url: str) -> None:

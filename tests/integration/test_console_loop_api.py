@@ -18,8 +18,8 @@ from service.context import AppContext
 from storage.models import BadRatingItem, Call, Rating
 from storage.ratings import RatingInput, project_no_for_call, save_rating
 from tests.conftest import Client, bearer
-from tests.integration.test_bad_ratings_api import post
-from tests.integration.test_callback_store import add_call
+from tests.helpers.bad_ratings import post
+from tests.helpers.callbacks import add_call
 
 
 async def rate_call(ctx: AppContext, linkedid: str, level: Level) -> None:

@@ -14,15 +14,7 @@ from callback_scheduler.claims import claim
 from callback_scheduler.rules import Outcome
 from service.context import AppContext
 from storage.models import CallbackTask, SurveyStatus
-from tests.integration.test_callback_store import (
-    NOW,
-    add_call,
-    closed_bad_case,
-    context,
-    finish,
-    task_of,
-)
-from tests.unit.test_callback_windows import bj
+from tests.helpers.callbacks import NOW, add_call, bj, closed_bad_case, context, finish, task_of
 
 X, Y, Z = "13800138000", "13900139000", "13700137000"
 

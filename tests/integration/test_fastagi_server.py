@@ -5,37 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from ivr import prompts
 from ivr.agi.channel import AgiChannel
-from ivr.agi.server import FastAgiServer, Handler
+from ivr.agi.server import FastAgiServer
 from ivr.agi.simulated import SimulatedCaller, environment_lines, fastagi_call, split_args
 from ivr.survey_flow import record_rejected
 from service import agi as server
 from service.context import AppContext
 from storage.models import Call, Rating, SurveyStatus
-
-HOST = "127.0.0.1"
-
-
-@contextlib.asynccontextmanager
-async def running(
-    ctx: AppContext, routes: Mapping[str, str | Handler] | None = None, **kw: Any
-) -> AsyncIterator[FastAgiServer]:
-    options: dict[str, Any] = {"host": HOST, "port": 0, "max_calls": 10, "read_timeout": 5.0,
-                               "shutdown_grace": 2.0}
-    options.update(kw)
-    srv = FastAgiServer(ctx, routes if routes is not None else server.ROUTES, **options)
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop()
+from tests.helpers.fastagi import HOST, running
 
 
 async def open_session(port: int, route: str = "survey") -> tuple[asyncio.StreamReader,

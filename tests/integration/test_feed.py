@@ -1,5 +1,5 @@
-"""The pull feed ``GET /api/v1/ratings`` and ``GET /api/v1/outbox/status`` through the real
-application, on SQLite and PostgreSQL: stable cursor, no gap, no repeat — also for entries
+"""The pull feed ``GET /api/v1/ratings`` and the outbox figures ``GET /api/v1/outbox`` through
+the real application, on SQLite and PostgreSQL: stable cursor, no gap, no repeat — also for entries
 that commit late or are held — updates as new entries, roles, no identity fields."""
 
 from __future__ import annotations
@@ -219,12 +219,12 @@ async def test_roles_and_bad_queries(ctx: AppContext, client: Client) -> None:
         assert (await resp.json())["error"]["code"] == "validation_failed"
 
 
-async def test_outbox_status_for_monitoring(ctx: AppContext, client: Client) -> None:
+async def test_outbox_figures_for_monitoring(ctx: AppContext, client: Client) -> None:
     await _case(ctx, "S1")
     await _case(ctx, "S2", hold=utcnow() + dt.timedelta(minutes=5))
     aggregator = await bearer(ctx, "aggregator")
-    assert (await client.get("/api/v1/outbox/status", headers=aggregator)).status == 403
-    resp = await client.get("/api/v1/outbox/status", headers=await bearer(ctx, "admin"))
+    assert (await client.get("/api/v1/outbox", headers=aggregator)).status == 403
+    resp = await client.get("/api/v1/outbox", headers=await bearer(ctx, "admin"))
     body = await resp.json()
     assert resp.status == 200
     assert {k: body[k] for k in ("pending", "held", "inflight", "delivered", "dead")} == {
@@ -238,4 +238,5 @@ async def test_openapi_documents_the_feed(ctx: AppContext, client: Client) -> No
     feed = doc["paths"]["/api/v1/ratings"]["get"]
     assert feed["x-roles"] == ["aggregator"]
     assert {p["name"] for p in feed["parameters"]} == {"after", "limit"}
-    assert doc["paths"]["/api/v1/outbox/status"]["get"]["x-roles"] == ["admin"]
+    assert doc["paths"]["/api/v1/outbox"]["get"]["x-roles"] == ["supervisor"]
+    assert "/api/v1/outbox/status" not in doc["paths"]  # one endpoint for the figures

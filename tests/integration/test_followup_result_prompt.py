@@ -21,8 +21,8 @@ from ivr import prompts, spoken
 from service.context import AppContext
 from storage.models import BadRatingItem
 from tests.conftest import make_settings
-from tests.integration.test_callback_followup_agi import Citizen, agi
-from tests.integration.test_callback_store import NOW, closed_bad_case
+from tests.helpers.callbacks import NOW, closed_bad_case
+from tests.helpers.followup_agi import Citizen, agi
 
 RESULT = "已对窗口工作人员批评教育，并为您重新办理。"
 

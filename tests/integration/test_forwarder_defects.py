@@ -20,9 +20,8 @@ from forwarder.simulated import Arrival, Receiver, add_call_rating, add_case_rat
 from hotline.levels import Level
 from storage import outbox
 from storage.models import OutboxStatus
+from tests.helpers.forwarding import all_in, context, forwarding, outbox_entries
 from tests.waiting import wait_until
-
-from .test_forwarder_delivery import _entries, all_in, context, forwarding
 
 
 class _Lines(logging.Handler):
@@ -69,7 +68,7 @@ async def test_a_redirect_is_never_followed_nor_a_delivery(
             keys = [await add_call_rating(ctx, f"3.{n}", Level.SATISFIED) for n in range(3)]
             async with forwarding(ctx):
                 await wait_until(all_in(OutboxStatus.DELIVERED, ctx), within=30)
-            entries = await _entries(ctx)
+            entries = await outbox_entries(ctx)
     assert rx.strays == [], "a redirect was followed"
     assert all(rx.requests[k] == 4 for k in keys)  # three failures, then the delivery
     assert all(e.attempts == 4 for e in entries)
@@ -191,7 +190,7 @@ async def test_a_duplicate_answer_to_a_resend_counts_as_delivered(
             rx.order = await add_case_ratings(ctx, 4, second_every=1)
             async with forwarding(ctx):
                 await wait_until(all_in(OutboxStatus.DELIVERED, ctx), within=30)
-            entries = await _entries(ctx)
+            entries = await outbox_entries(ctx)
     finally:
         await rx.close()
     assert {e.status for e in entries} == {OutboxStatus.DELIVERED}

@@ -10,8 +10,8 @@ import datetime as dt
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, redirect_stdout
+from collections.abc import Callable
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -33,53 +33,19 @@ from hotline.logs import JsonFormatter
 from hotline.settings import Settings
 from service.context import AppContext
 from storage import outbox
-from storage.models import OutboxEntry, OutboxStatus, Rating, RatingSource
+from storage.models import OutboxStatus, Rating, RatingSource
 from storage.ratings import enqueue
 from tests.conftest import make_settings
+from tests.helpers.forwarding import all_in, context, forwarding, outbox_entries
 from tests.waiting import wait_until
 
 RATED = dt.datetime(2026, 3, 1, 16, 30, 5, tzinfo=dt.UTC)  # 2026-03-02 00:30:05 in Beijing
 
 
-@asynccontextmanager
-async def context(settings: Settings) -> AsyncIterator[AppContext]:
-    ctx = AppContext.create(settings)
-    try:
-        yield ctx
-    finally:
-        await ctx.close()
-
-
-@asynccontextmanager
-async def forwarding(ctx: AppContext, name: str = "fwd") -> AsyncIterator[asyncio.Task[None]]:
-    """A forwarder running in the background; stopped cleanly at the end."""
-    stopping = asyncio.Event()
-    task = asyncio.create_task(Forwarder.from_context(ctx, name=name).run(stopping))
-    try:
-        yield task
-    finally:
-        stopping.set()
-        if not task.done():
-            await asyncio.wait_for(task, 10)
-
-
-async def _entries(ctx: AppContext) -> list[OutboxEntry]:
-    async with ctx.db.sessions() as s:
-        return list((await s.scalars(select(OutboxEntry).order_by(OutboxEntry.id))).all())
-
-
-def all_in(status: str, ctx: AppContext) -> Callable[[], Any]:
-    async def check() -> bool:
-        return all(e.status == status for e in await _entries(ctx))
-
-    return check
-
-
 def settled(ctx: AppContext) -> Callable[[], Any]:
     async def check() -> bool:
-        return all(
-            e.status in (OutboxStatus.DELIVERED, OutboxStatus.DEAD) for e in await _entries(ctx)
-        )
+        done = (OutboxStatus.DELIVERED, OutboxStatus.DEAD)
+        return all(e.status in done for e in await outbox_entries(ctx))
 
     return check
 
@@ -186,7 +152,7 @@ async def test_failures_of_every_kind_end_in_exactly_one_delivery_in_order(
                 assert rx.requests == {}
                 await rx.start()
                 await wait_until(all_in(OutboxStatus.DELIVERED, ctx), within=60)
-            entries = await _entries(ctx)
+            entries = await outbox_entries(ctx)
     finally:
         await rx.close()
     expected = set(calls) | {k for keys in rx.order.values() for k in keys}
@@ -259,7 +225,7 @@ async def test_rejected_record_is_dead_lettered_with_reason_and_requeued(
                 assert "dead-letter 1" in out and "pending     1" in out
                 code, out = await _cli(settings, "outbox", "dead")
                 assert "GD000001:1" in out and "HTTP 422: deptCode 不存在" in out
-                dead = [e for e in await _entries(ctx) if e.status == OutboxStatus.DEAD]
+                dead = [e for e in await outbox_entries(ctx) if e.status == OutboxStatus.DEAD]
                 assert [(e.project_no, e.assess_number, e.attempts) for e in dead] == [
                     ("GD000001", 1, 1)
                 ]
@@ -278,7 +244,7 @@ async def test_rejected_record_is_dead_lettered_with_reason_and_requeued(
 
 def settled_or_blocked(ctx: AppContext, blocked: int) -> Callable[[], Any]:
     async def check() -> bool:
-        entries = await _entries(ctx)
+        entries = await outbox_entries(ctx)
         pending = [e for e in entries if e.status in (OutboxStatus.PENDING, OutboxStatus.INFLIGHT)]
         return len(pending) == blocked and any(e.status == OutboxStatus.DEAD for e in entries)
 
@@ -296,7 +262,8 @@ async def test_requeue_all_dead(tmp_path: Path, database_url: str) -> None:
                 await add_call_rating(ctx, f"5.{n}", Level.SATISFIED)
             async with forwarding(ctx):
                 await wait_until(all_in(OutboxStatus.DEAD, ctx))
-                assert all(e.last_error == "HTTP 400: bad request" for e in await _entries(ctx))
+                refused = await outbox_entries(ctx)
+                assert all(e.last_error == "HTTP 400: bad request" for e in refused)
                 assert await _cli(settings, "outbox", "retry", "--all-dead") == (
                     0, "re-queued 3 dead-lettered entries\n"
                 )
@@ -325,9 +292,9 @@ async def test_forwarder_killed_mid_batch_loses_nothing(
             first.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await first
-            before = {f"{e.project_no}:{e.assess_number}" for e in await _entries(ctx)
+            before = {f"{e.project_no}:{e.assess_number}" for e in await outbox_entries(ctx)
                       if e.status == OutboxStatus.DELIVERED}
-            assert any(e.status == OutboxStatus.INFLIGHT for e in await _entries(ctx))
+            assert any(e.status == OutboxStatus.INFLIGHT for e in await outbox_entries(ctx))
             async with forwarding(ctx, name="second"):
                 await wait_until(all_in(OutboxStatus.DELIVERED, ctx), within=60)
     expected = {k for keys in rx.order.values() for k in keys}
@@ -353,7 +320,7 @@ async def test_clean_stop_gives_unsent_entries_back(tmp_path: Path, database_url
             await add_case_ratings(ctx, 20)
             async with forwarding(ctx):
                 await wait_until(lambda: _at_least(rx, 2))
-            entries = await _entries(ctx)
+            entries = await outbox_entries(ctx)
     statuses = {e.status for e in entries}
     assert OutboxStatus.INFLIGHT not in statuses  # in-flight requests finished, rest released
     pending = [e for e in entries if e.status == OutboxStatus.PENDING]
@@ -435,10 +402,10 @@ async def test_identity_goes_only_to_the_endpoint_never_to_logs(
                 await add_call_rating(ctx, "8.1", Level.SATISFIED, caller="138-1234-5678")
                 async with forwarding(ctx):
                     await wait_until(all_in(OutboxStatus.DEAD, ctx))
-                    [entry] = await _entries(ctx)
+                    [entry] = await outbox_entries(ctx)
                     await outbox.retry(ctx.db, [entry.id], actor="li", role="admin")
                     await wait_until(all_in(OutboxStatus.DELIVERED, ctx))
-                [entry] = await _entries(ctx)
+                [entry] = await outbox_entries(ctx)
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)

@@ -22,7 +22,7 @@ from hotline.clock import utcnow
 from hotline.levels import Level
 from service.context import AppContext
 from storage.models import BadRatingItem, OutboxEntry, OutboxStatus
-from tests.integration.test_forwarder_delivery import all_in, context, forwarding
+from tests.helpers.forwarding import all_in, context, forwarding
 from tests.waiting import wait_until
 
 DEP = Actor("dep-d1", "department", frozenset({"D1"}))

@@ -26,7 +26,7 @@ from http_api.openapi import operation
 from service import cli
 from service.context import AppContext
 from tests.conftest import make_settings
-from tests.unit.test_http_openapi import assert_valid_openapi
+from tests.helpers.openapi import assert_valid_openapi
 
 Client = TestClient[web.Request, web.Application]
 

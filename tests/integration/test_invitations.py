@@ -19,8 +19,7 @@ from hotline.levels import Level
 from ivr import defaults
 from service.context import AppContext
 from storage.models import Call, CallbackTask, Campaign, Rating, SurveyStatus
-from tests.integration.test_callback_store import NOW, add_call, finish, rate_call
-from tests.unit.test_callback_windows import bj
+from tests.helpers.callbacks import NOW, add_call, bj, finish, rate_call
 
 ENDED = bj(2025, 9, 24, 11)  # the default window (7 natural days) closes 2025-10-01 11:00
 CLOSES = bj(2025, 10, 1, 11)

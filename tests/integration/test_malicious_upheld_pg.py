@@ -23,8 +23,8 @@ from http_api.app import build_app
 from service.context import AppContext
 from storage.models import AuditEntry, BadRatingItem, CallbackTask, OutboxEntry, Rating
 from tests.conftest import bearer
-from tests.integration.test_bad_ratings_api import BASE, post
-from tests.integration.test_callback_store import NUMBER, add_call, rate_call
+from tests.helpers.bad_ratings import BASE, post
+from tests.helpers.callbacks import NUMBER, add_call, rate_call
 from tests.waiting import wait_until
 
 

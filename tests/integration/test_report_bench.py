@@ -3,22 +3,18 @@ figures are in the README), and its monthly query reads the report index (migrat
 
 from __future__ import annotations
 
-import asyncpg
 import pytest
 
 from bench import report_speed
-from tests.conftest import PG_ADMIN_DSN, missing
+from tests.conftest import PG, missing
 
 pytestmark = pytest.mark.postgres
 
 
 async def test_report_bench_at_2000_ratings(capsys: pytest.CaptureFixture[str]) -> None:
-    try:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        await conn.close()
-    except Exception:
+    if not await PG.reachable():
         missing("PostgreSQL at 127.0.0.1:5432")
-    figures = await report_speed.bench(2000, keep=False)
+    figures = await report_speed.bench(2000, keep=False, admin=PG)
     out = capsys.readouterr().out
     assert "monthly department report" in out and "yearly department report" in out
     assert figures["month"] > 0 and figures["year"] > 0

@@ -27,7 +27,7 @@ from reports.engine import Window
 from reports.loop import ledger, loop_counts
 from service.context import AppContext
 from storage.models import BadRatingItem
-from tests.integration.test_callback_store import add_call, rate_call
+from tests.helpers.callbacks import add_call, rate_call
 
 DEP = Actor("dep-d1", "department", frozenset({"D1"}))
 SUP = Actor("sup", "supervisor")

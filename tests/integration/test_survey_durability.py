@@ -48,22 +48,26 @@ async def ctx(settings: Any) -> AsyncIterator[AppContext]:
 
 
 class Fault:
-    """The database refuses every transaction while ``on``: what SQLite says when locked."""
+    """The database refuses every transaction and (with ``autocommit``) every single-statement
+    write while ``on``: what SQLite says when locked."""
 
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: AppContext, *, autocommit: bool = True) -> None:
         self.on = False
         self.refused = 0
-        real = ctx.db.transaction
+        ctx.db.transaction = self._refusing(ctx.db.transaction)  # type: ignore[method-assign]
+        if autocommit:
+            ctx.db.autocommit = self._refusing(ctx.db.autocommit)  # type: ignore[method-assign]
 
+    def _refusing(self, real: Callable[[], Any]) -> Callable[[], Any]:
         @asynccontextmanager
-        async def transaction() -> AsyncIterator[AsyncSession]:
+        async def refusing() -> AsyncIterator[Any]:
             if self.on:
                 self.refused += 1
                 raise OperationalError("BEGIN", {}, Exception("database is locked"))
             async with real() as session:
                 yield session
 
-        ctx.db.transaction = transaction  # type: ignore[method-assign]
+        return refusing
 
 
 def when_prompt(caller: SimulatedCaller, prompt: str, do: Callable[[], None]) -> Any:
@@ -107,7 +111,9 @@ async def test_a_database_error_mid_survey_never_turns_the_vote_into_a_default(
     the survey goes on, the hang-up handler and the default job run while the vote sits in the
     journal, then the database comes back: the vote, its reason and its outbox entry are there,
     once. Before the fix the survey ended at the error and the call was defaulted 基本满意."""
-    fault = Fault(ctx)
+    # the call row (one autocommit statement, written while the menu starts) lands; the saves
+    # of the 差评 (transactions) fail
+    fault = Fault(ctx, autocommit=False)
     caller = SimulatedCaller(keys=["4", "2", None])
     fail_from_now = lambda: setattr(fault, "on", True)  # noqa: E731
     outcome = await run(ctx, when_prompt(caller, P.SURVEY_WELCOME, fail_from_now))
@@ -149,6 +155,30 @@ async def test_a_transient_error_is_retried_within_the_deadline(ctx: AppContext)
     assert ctx.survey_journal.log.is_empty()
     status, rating = await state(ctx)
     assert status == SurveyStatus.RATED and rating is not None and rating.level == 1
+
+
+async def test_a_step_that_waits_for_a_slot_past_the_deadline_is_journalled_alone(
+    ctx: AppContext,
+) -> None:
+    """Issue 13, congestion: a step still waiting for one of the database's slots at its
+    deadline is journalled, and its write is dropped, never sent to the database afterwards
+    (no double work, and no old write landing after the journal's copy). The vote lands once,
+    by the replay."""
+    store = SurveyStore(ctx, CallInfo(linkedid=LINKEDID))
+    await store.begin(live=True)
+    slots = ctx.db.slots
+    held = [await slots.acquire() for _ in range(slots._value)]  # every connection busy
+    await store.save(Save(Level.VERY_SATISFIED, final=True))
+    assert store.journalled
+    for _ in held:
+        slots.release()
+    await asyncio.sleep(0.2)
+    assert (await state(ctx))[1] is None  # the dropped write never ran
+    ctx.survey_journal.db_ok()
+    assert (await journal_replay.replay_once(ctx)).calls == 1
+    status, rating = await state(ctx)
+    assert status == SurveyStatus.RATED and rating is not None and rating.level == 1
+    assert len(await outbox(ctx)) == 1
 
 
 async def test_calls_begun_during_an_outage_are_recorded_after_it(ctx: AppContext) -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from callback_scheduler.contact import BUSY_RECHECK, CitizenLoad, ContactLimits, hold_until
-from tests.unit.test_callback_windows import bj
+from tests.helpers.callbacks import bj
 
 TZ = ZoneInfo("Asia/Shanghai")
 LIMITS = ContactLimits(per_day=2, per_week=3)

@@ -21,7 +21,7 @@ from callback_scheduler.rules import RETRYABLE, CampaignRules, Outcome, resolve
 from hotline.clock import BEIJING
 from hotline.workdays import calendar
 from tests.conftest import make_settings
-from tests.unit.test_callback_windows import bj
+from tests.helpers.callbacks import bj
 
 CAL = calendar()
 

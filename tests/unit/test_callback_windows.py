@@ -15,13 +15,9 @@ from callback_scheduler.windows import end_of_day, next_dial_time, task_deadline
 from hotline.clock import BEIJING
 from hotline.workdays import calendar
 from tests.conftest import make_settings
+from tests.helpers.callbacks import bj
 
 CAL = calendar()
-
-
-def bj(y: int, mo: int, d: int, h: int = 0, mi: int = 0) -> dt.datetime:
-    """A Beijing wall-clock time as the aware UTC instant the scheduler works with."""
-    return dt.datetime(y, mo, d, h, mi, tzinfo=BEIJING).astimezone(dt.UTC)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The workers of a FastAGI `hotline serve` do not import the report exporters or aiohttp at
-start (issue 13, memory: openpyxl + reportlab + PIL ~16 MB, aiohttp ~10 MB of RSS each)."""
+start (issue 13, memory: openpyxl + reportlab + PIL ~16 MB, aiohttp ~10 MB of RSS each); the
+forwarder posts with its own HTTP client."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ HEAVY = ("openpyxl", "reportlab", "PIL", "aiohttp")
 def test_worker_modules_import_no_exporters_nor_http_client() -> None:
     code = (
         "import sys, service.serve, service.agi, reports.documents, bad_ratings.worker, "
-        "ivr.call_ledger\n"
+        "ivr.call_ledger, forwarder.worker\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     out = subprocess.run(

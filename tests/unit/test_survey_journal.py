@@ -3,11 +3,15 @@ durable appends, a torn last line after a crash, appends racing a seal, net effe
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+import time
 from pathlib import Path
 
-from ivr.survey_journal import VERSION, fold
+import pytest
+
+from ivr.survey_journal import VERSION, SurveyJournal, fold
 from storage.journal import CURRENT, Journal
 
 
@@ -87,3 +91,56 @@ def test_fold_the_last_save_wins_and_a_vote_beats_not_rated() -> None:
     assert nets["b"].vote is None and nets["b"].not_rated_at is not None
     assert nets["b"].info == {"abandoned": True}
     assert nets["c"].not_rated_at is not None
+
+
+async def test_a_burst_of_appends_is_written_in_groups_and_each_is_durable_on_return(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: 500 surveys journalling at once cost a few fsyncs, not 500; an append returns
+    only once its record is on disk (issue 8 defect 3: the next prompt waits for durability)."""
+    journal = SurveyJournal(tmp_path, deadline=1.0)
+    syncs: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        syncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+
+    async def survey(n: int) -> None:
+        await journal.append(rec(f"call-{n}", "begin", live=True))
+        on_disk = {r["linkedid"] for p in journal.log.files() for r in Journal.read(p)}
+        assert f"call-{n}" in on_disk
+        await journal.append(rec(f"call-{n}", "save", vote={"level": 2}))
+
+    await asyncio.gather(*(survey(n) for n in range(500)))
+    records = [r for p in journal.log.files() for r in Journal.read(p)]
+    assert len(records) == 1000 and all(journal.holds(f"call-{n}") for n in range(500))
+    for n in range(500):  # each call's steps in order
+        assert [r["op"] for r in records if r["linkedid"] == f"call-{n}"] == ["begin", "save"]
+    assert 2 <= len(syncs) < 50
+
+
+async def test_a_failed_group_write_fails_every_append_in_it(tmp_path: Path) -> None:
+    journal = SurveyJournal(tmp_path / "journal", deadline=1.0)
+    (tmp_path / "journal").write_text("a file where the directory should be")
+    results = await asyncio.gather(*(journal.append(rec(f"c{n}", "begin")) for n in range(3)),
+                                   return_exceptions=True)
+    assert all(isinstance(r, OSError) for r in results)
+    assert not journal.holds("c0")
+
+
+def test_the_breaker_opens_only_when_the_database_answers_nobody(tmp_path: Path) -> None:
+    """Issue 13: a step that missed its deadline while other writes succeed (a burst) leaves the
+    breaker closed; with no write succeeding for a whole deadline (an outage) it opens."""
+    journal = SurveyJournal(tmp_path, deadline=0.2)
+    journal.db_failed()  # nothing ever succeeded
+    assert journal.db_down()
+    journal.db_ok()
+    journal.db_answered()
+    journal.db_failed()  # another caller's write succeeded just now
+    assert not journal.db_down()
+    time.sleep(0.25)
+    journal.db_failed()
+    assert journal.db_down()
