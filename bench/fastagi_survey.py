@@ -95,8 +95,8 @@ async def bench(args: argparse.Namespace) -> None:
     async with fresh_database(args.database, workdir) as url:
         env = server_env(workdir, url, fastagi_port=survey_port,
                          fastagi_max_calls=max(args.open_sessions, args.high) + 100,
-                         log_level=args.log_level)
-        argv = python_module("bench.survey_server", *(["--uvloop"] if args.uvloop else []))
+                         log_level=args.log_level, event_loop=args.event_loop)
+        argv = python_module("bench.survey_server")
         async with ServerProcess(argv, env, survey_port, workdir / "server.log") as server:
             await run_load(survey_port, min(args.calls, 100), args.low)  # warm up
             low, _ = await _measure(server, survey_port, args.calls, args.low)
@@ -146,7 +146,8 @@ def main() -> None:
     parser.add_argument("--high", type=int, default=1000)
     parser.add_argument("--open-sessions", type=int, default=2000)
     parser.add_argument("--log-level", default="INFO", help="the server's (production: INFO)")
-    parser.add_argument("--uvloop", action="store_true", help="run the server on uvloop")
+    parser.add_argument("--event-loop", choices=["auto", "asyncio", "uvloop"], default="auto",
+                        help="the survey server's loop (the service's setting event_loop)")
     args = parser.parse_args()
     asyncio.run(bench(args))
 

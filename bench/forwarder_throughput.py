@@ -5,7 +5,7 @@ database) to the same receiver. Issue 13's goals: ≥ 5,000 records/s (default) 
 (SM2).
 
     .venv/bin/python -m bench.forwarder_throughput --records 5000
-    .venv/bin/python -m bench.forwarder_throughput --records 5000 --uvloop   # on uvloop
+    .venv/bin/python -m bench.forwarder_throughput --records 5000 --event-loop asyncio
     .venv/bin/python -m bench.forwarder_throughput --records 5000 \\
         --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/bench   # a migrated DB
 
@@ -30,6 +30,7 @@ from aiohttp import web
 
 from forwarder.simulated import Receiver, add_backlog
 from forwarder.worker import Forwarder
+from hotline import event_loop
 from service.context import AppContext
 from storage import migrate, outbox
 
@@ -192,15 +193,11 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch", type=int, default=200)
-    parser.add_argument("--uvloop", action="store_true",
-                        help="run the floor and the forwarder on uvloop (if installed)")
+    parser.add_argument("--event-loop", choices=["auto", "asyncio", "uvloop"], default="auto",
+                        help="the floor's and the forwarder's loop (the service's setting "
+                             "event_loop; auto: uvloop where installed)")
     args = parser.parse_args()
-    if args.uvloop:
-        import uvloop
-
-        uvloop.run(bench(args))
-    else:
-        asyncio.run(bench(args))
+    event_loop.run(bench(args), args.event_loop)
 
 
 if __name__ == "__main__":

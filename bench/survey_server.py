@@ -3,7 +3,9 @@
 exit: when the survey route was entered (the call reached the survey) and when the first menu
 command (STREAM FILE / GET DATA) was sent to Asterisk.
 
-    .venv/bin/python -m bench.survey_server [--timings timings.json] [--uvloop] [--tracemalloc DIR]
+    .venv/bin/python -m bench.survey_server [--timings timings.json] [--tracemalloc DIR]
+
+It runs on the event loop the settings choose (``HOTLINE_EVENT_LOOP``), as ``hotline serve`` does.
 
 With ``--tracemalloc DIR`` (bench.survey_memory) allocations are traced from the start and each
 SIGUSR1 writes a snapshot ``DIR/N.snap`` and the loaded module names ``DIR/N.modules``.
@@ -22,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hotline import logs
+from hotline import event_loop, logs
 from hotline.settings import load_settings
 from ivr.agi.channel import AgiChannel
 from service import agi
@@ -88,7 +90,6 @@ async def _main(timings_file: Path | None, snapshots: Path | None = None) -> boo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--timings", type=Path, default=None)
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
     parser.add_argument("--tracemalloc", type=Path, default=None,
                         help="trace allocations; SIGUSR1 writes a snapshot to this directory")
     args = parser.parse_args()
@@ -96,12 +97,7 @@ def main() -> None:
         import tracemalloc
 
         tracemalloc.start(4)
-    if args.uvloop:
-        import uvloop
-
-        uvloop.run(_main(args.timings, args.tracemalloc))
-    else:
-        asyncio.run(_main(args.timings, args.tracemalloc))
+    event_loop.run(_main(args.timings, args.tracemalloc), load_settings().event_loop)
 
 
 if __name__ == "__main__":

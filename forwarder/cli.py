@@ -8,7 +8,7 @@ import json
 import signal
 from typing import TypeVar
 
-from hotline import logs
+from hotline import event_loop, logs
 from hotline.clock import format_local
 from hotline.settings import Settings
 from service.commands import CommandError, with_context
@@ -71,8 +71,8 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             await ctx.close()
 
     try:
-        asyncio.run(_main())
-    except ProfileError as exc:
+        event_loop.run(_main(), settings.event_loop)
+    except (ProfileError, event_loop.EventLoopUnavailable) as exc:
         raise CommandError(str(exc)) from exc
     return 0
 

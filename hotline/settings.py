@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     # auto: readable text lines when stderr is a terminal, JSON otherwise (log collectors)
     log_format: Literal["auto", "json", "text"] = "auto"
 
+    # --- the event loop of `hotline serve` and `hotline forwarder run` (hotline.event_loop)
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+
     # --- which workers `hotline serve` runs in its process
     serve_fastagi: bool = True
     serve_http: bool = True

@@ -12,9 +12,10 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 
-from hotline import clock, logs
+from hotline import clock, event_loop, logs
 from hotline.calendar_coverage import coverage
 from hotline.settings import Settings
+from service.commands import CommandError
 from service.context import AppContext
 from service.supervisor import WorkerState, supervise
 from storage import migrate
@@ -117,7 +118,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         return await serve(settings, stopping)
 
     try:
-        ok = asyncio.run(_main())
+        ok = event_loop.run(_main(), settings.event_loop)
+    except event_loop.EventLoopUnavailable as exc:
+        raise CommandError(str(exc)) from exc
     finally:
         if sandbox is not None:
             with contextlib.suppress(Exception):
