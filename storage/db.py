@@ -67,11 +67,13 @@ class Database:
 
     @property
     def slots(self) -> asyncio.Semaphore:
-        """As many places as the pool has connections. A burst's writers (2,000 surveys saving
-        at once) wait here, as plain asyncio waiters, rather than inside SQLAlchemy's pool
-        checkout, where each waiter holds a greenlet with its own copy of the stack: that cost
-        CPU and most of the server's memory under a burst (issue 13). Only for callers that
-        hold one session at a time (a caller nesting two would wait for itself)."""
+        """Places for the survey's writes: on PostgreSQL as many as :meth:`autocommit` keeps
+        connections (more would open and close overflow connections, in either pool), on SQLite
+        as many as its pool has. A burst's writers (2,000 surveys saving at once) wait here,
+        as plain asyncio waiters, rather than inside SQLAlchemy's pool checkout, where each
+        waiter holds a greenlet with its own copy of the stack: that cost CPU and most of the
+        server's memory under a burst (issue 13). Only for callers that hold one session at a
+        time (a caller nesting two would wait for itself)."""
         if self._slots is None:
             if self.is_sqlite:
                 pool = self.engine.pool
