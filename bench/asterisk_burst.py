@@ -34,6 +34,7 @@ from sqlalchemy import select
 from ami.client import AmiClient
 from bench.common import (
     ServerProcess,
+    add_event_loop_option,
     figure,
     free_port,
     fresh_database,
@@ -123,7 +124,7 @@ async def bench(args: argparse.Namespace) -> None:
         timings_file = workdir / "timings.json"
         env = server_env(workdir, url, fastagi_port=settings.fastagi_port,
                          fastagi_max_calls=args.calls + 100, fastagi_check_prompts=True,
-                         log_level=args.log_level)
+                         log_level=args.log_level, event_loop=args.event_loop)
         run_id = f"burst{int(time.time())}"
         # Asterisk checks an assigned uniqueid against the channels by PREFIX (legacy channel
         # storage: strncasecmp over the new id's length), so "-10" was refused while "-100"
@@ -198,6 +199,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds for the burst")
     parser.add_argument("--rtp-base", type=int, default=18000)
     parser.add_argument("--log-level", default="INFO", help="the server's (production: INFO)")
+    add_event_loop_option(parser, "the survey server's loop")
     args = parser.parse_args()
     asyncio.run(bench(args))
 

@@ -8,6 +8,7 @@ noisy, so an absolute rate from another day says little).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -17,11 +18,13 @@ import socket
 import subprocess
 import sys
 import time
+import typing
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hotline.settings import Settings
 from storage import migrate
 from storage.pg_admin import PgAdmin
 
@@ -155,3 +158,11 @@ class ServerProcess:
 
 def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
+
+
+def add_event_loop_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--event-loop``: the service's setting ``event_loop`` (its choices and its default)."""
+    field = Settings.model_fields["event_loop"]
+    parser.add_argument("--event-loop", choices=list(typing.get_args(field.annotation)),
+                        default=field.default,
+                        help=f"{what} (the service's setting event_loop; default: %(default)s)")

@@ -28,6 +28,7 @@ from bench.agi_floor import COMMANDS as FLOOR_COMMANDS
 from bench.agi_load import LoadResult, hold_at_menu, run_load
 from bench.common import (
     ServerProcess,
+    add_event_loop_option,
     figure,
     free_port,
     fresh_database,
@@ -146,8 +147,7 @@ def main() -> None:
     parser.add_argument("--high", type=int, default=1000)
     parser.add_argument("--open-sessions", type=int, default=2000)
     parser.add_argument("--log-level", default="INFO", help="the server's (production: INFO)")
-    parser.add_argument("--event-loop", choices=["auto", "asyncio", "uvloop"], default="auto",
-                        help="the survey server's loop (the service's setting event_loop)")
+    add_event_loop_option(parser, "the survey server's loop")
     args = parser.parse_args()
     asyncio.run(bench(args))
 

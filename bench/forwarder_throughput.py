@@ -28,6 +28,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from bench.common import add_event_loop_option
 from forwarder.simulated import Receiver, add_backlog
 from forwarder.worker import Forwarder
 from hotline import event_loop
@@ -193,9 +194,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch", type=int, default=200)
-    parser.add_argument("--event-loop", choices=["auto", "asyncio", "uvloop"], default="auto",
-                        help="the floor's and the forwarder's loop (the service's setting "
-                             "event_loop; auto: uvloop where installed)")
+    add_event_loop_option(parser, "the floor's and the forwarder's loop")
     args = parser.parse_args()
     event_loop.run(bench(args), args.event_loop)
 

@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "text"] = "auto"
 
     # --- the event loop of `hotline serve` and `hotline forwarder run` (hotline.event_loop)
-    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "asyncio"
 
     # --- which workers `hotline serve` runs in its process
     serve_fastagi: bool = True
