@@ -190,10 +190,22 @@ async def _items(console: Console, count: int, prefix: str) -> None:
                 department_code="11440100MB2C91234X"))
 
 
-async def _ids(page: Page, count: int | None = None) -> list[int]:
+async def _ids(page: Page, count: int | None = None, within: tuple[int, int] | None = None
+               ) -> list[int]:
+    """The ids in the 差评 table once it shows ``count`` rows and every id lies ``within``
+    [low, high): the pager's page number changes before the page's rows arrive, and the rows
+    of two pages can be on screen together for a moment."""
     rows = page.locator("[data-test=bad-table] .el-table__body-wrapper tr.el-table__row")
     if count is not None:
         await expect(rows).to_have_count(count)
+    if within is not None:
+        await page.wait_for_function(
+            """([low, high]) => {
+                const ids = [...document.querySelectorAll(
+                    '[data-test=bad-table] .el-table__body-wrapper tr.el-table__row')]
+                    .map(r => Number(r.querySelector('td').innerText))
+                return ids.length > 0 && ids.every(id => low <= id && id < high)
+            }""", arg=list(within))
     await page.wait_for_load_state("networkidle")
     texts = await rows.evaluate_all("rs => rs.map(r => r.querySelector('td').innerText)")
     return [int(t) for t in texts]
@@ -213,11 +225,11 @@ async def test_bad_rating_list_pages_newest_first(page: Page, console: Console) 
     assert first[0] == newest
     await page.click("[data-test=bad-next]")
     await expect(page.locator("[data-test=bad-pager]")).to_contain_text("第 2 页")
-    second = await _ids(page)
+    second = await _ids(page, within=(0, min(first)))
     assert second and max(second) < min(first) and second == sorted(second, reverse=True)
     await page.click("[data-test=bad-prev]")
     await expect(page.locator("[data-test=bad-pager]")).to_contain_text("第 1 页")
-    assert await _ids(page, 20) == first
+    assert await _ids(page, 20, within=(min(first), max(first) + 1)) == first
 
 
 async def test_a_department_sees_its_own_summary_on_the_reports_page(
