@@ -27,7 +27,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -78,6 +78,9 @@ from storage.ratings import (
 
 log = logging.getLogger("hotline.ivr.store")
 
+if TYPE_CHECKING:
+    from storage.pg_direct import PgStatement
+
 T = TypeVar("T")
 
 #: how long a rating being completed is held back from delivery beyond the comment's length:
@@ -123,7 +126,10 @@ class Vote:
     rated_at: dt.datetime
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "rated_at": self.rated_at.isoformat()}
+        # by hand: dataclasses.asdict deep-copies, and this runs for every save (issue 13)
+        return {"level": self.level, "reason_codes": self.reason_codes,
+                "comment_recording": self.comment_recording, "final": self.final,
+                "rated_at": self.rated_at.isoformat()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Vote:
@@ -320,11 +326,13 @@ class SurveyStore:
             "queue": _clip(info.queue, 64),
             "case_number": _clip(info.case_number, 64),
             "department_code": _clip(info.department_code, 32),
+            "created_at": now,
+            "updated_at": now,
         }
         protected = self._protected()
-        if protected is not None:
-            row.update(caller_enc=protected.encrypted, caller_hash=protected.digest,
-                       caller_masked=protected.masked)
+        row.update(caller_enc=protected and protected.encrypted,
+                   caller_hash=protected and protected.digest,
+                   caller_masked=protected and protected.masked)
         return row
 
     def _protected(self) -> ProtectedNumber | None:
@@ -477,12 +485,20 @@ async def store_first_vote(
         "reason_codes": rating.reason_codes, "comment_recording": rating.comment_recording,
         "rated_at": vote.rated_at, "payload": json.dumps(snapshot(rating)),
     }
-    async with ctx.db.autocommit() as conn:
-        row = (await conn.execute(_first_vote_statement(), params)).one_or_none()
+    row = await ctx.db.fetchrow_direct(_first_vote_direct(), params)
     if row is None or row[1] is None:
         return None
     outbox_wake.signal_of(ctx.db).committed()
     return int(row[0])
+
+
+@functools.cache
+def _first_vote_direct() -> PgStatement:
+    from storage.pg_direct import PgStatement  # not loaded on SQLite
+
+    return PgStatement(_first_vote_statement(), (
+        "call_id", "now", "project_no", "level", "reason_codes", "comment_recording",
+        "rated_at", "payload"))
 
 
 @functools.cache

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.models import Call, SurveyStatus
+
+if TYPE_CHECKING:
+    from storage.pg_direct import PgStatement
 
 T = TypeVar("T")
 
@@ -53,6 +56,14 @@ async def upsert_call(
     raise AssertionError("unreachable")
 
 
+#: the columns of a new call's row, all given by the writer (ORM defaults do not run for it)
+NEW_CALL_COLUMNS = (
+    "linkedid", "uniqueid", "channel", "caller_enc", "caller_hash", "caller_masked",
+    "agent_id", "queue", "case_number", "department_code", "started_at", "survey_started_at",
+    "ended_at", "survey_status", "created_at", "updated_at",
+)
+
+
 @functools.cache
 def _insert_new(is_sqlite: bool) -> Insert:
     """Built once: the statement's values come as execution parameters, so a call costs no
@@ -64,9 +75,20 @@ def _insert_new(is_sqlite: bool) -> Insert:
     ).returning(Call.id)
 
 
+@functools.cache
+def _insert_new_direct() -> PgStatement:
+    from storage.pg_direct import PgStatement
+
+    return PgStatement(_insert_new(False), NEW_CALL_COLUMNS)
+
+
 async def insert_new_call(db: Database, values: dict[str, Any]) -> int | None:
     """The row of a call not stored yet, in ONE statement outside any transaction (issue 13: the
-    write before the survey's menu). Returns its id, or None when the linkedid is already stored
-    (the caller then takes :func:`upsert_call`'s path, which decides against what is there)."""
-    async with db.autocommit() as conn:
-        return await conn.scalar(_insert_new(db.is_sqlite), values)
+    write before the survey's menu), ``values`` holding every one of :data:`NEW_CALL_COLUMNS`.
+    Returns its id, or None when the linkedid is already stored (the caller then takes
+    :func:`upsert_call`'s path, which decides against what is there)."""
+    if db.is_sqlite:
+        async with db.autocommit() as conn:
+            return await conn.scalar(_insert_new(True), values)
+    row = await db.fetchrow_direct(_insert_new_direct(), values)
+    return None if row is None else int(row[0])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
@@ -16,6 +16,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+if TYPE_CHECKING:  # imported when used: a run on SQLite never loads asyncpg
+    from storage.pg_direct import DirectPool, PgStatement
 
 
 def is_sqlite(url: str) -> bool:
@@ -50,15 +53,19 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
-#: PostgreSQL connections kept for single-statement writes (:meth:`Database.autocommit`)
+#: PostgreSQL connections kept for the survey's single-statement writes
+#: (:meth:`Database.fetchrow_direct`)
 AUTOCOMMIT_POOL_SIZE = 10
+#: seconds to open one of them: a database that is away fails a caller's step quickly (the
+#: survey then journals it)
+DIRECT_CONNECT_TIMEOUT = 5
 
 
 class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
-        self._autocommit_engine: AsyncEngine | None = None
+        self._direct: DirectPool | None = None
         #: copied into every session's ``info``: the composition root puts write-path hooks
         #: here (storage.ratings.AFTER_SAVE) so storage need not import the rooms above it
         self.info: dict[str, Any] = {}
@@ -80,7 +87,7 @@ class Database:
                 size = getattr(pool, "size", lambda: 1)() + max(
                     0, getattr(pool, "_max_overflow", 0)
                 )
-            else:  # the kept connections of autocommit(): never one opened and closed per write
+            else:  # the kept connections of fetchrow_direct(): never one opened per write
                 size = AUTOCOMMIT_POOL_SIZE
             self._slots = asyncio.Semaphore(max(1, size))
         return self._slots
@@ -97,27 +104,29 @@ class Database:
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
-        """A connection whose every statement commits by itself: a single-statement write costs
-        ONE round trip, which is what the survey's writes need under a burst (issue 13).
+        """SQLite: a connection whose every statement commits by itself (a file: no round trips
+        to save). On PostgreSQL the survey's single-statement writes take
+        :meth:`fetchrow_direct` instead."""
+        if not self.is_sqlite:
+            raise RuntimeError("autocommit() is SQLite's; PostgreSQL uses fetchrow_direct()")
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
-        On PostgreSQL these come from a pool of their own: connections already in autocommit
-        (switching one costs a reset on its return), as many as :data:`AUTOCOMMIT_POOL_SIZE`
-        and kept (an overflow connection is closed on return: connect, TLS negotiation and
-        authentication again for the next write), and not pinged at checkout (the asyncpg
-        ping is BEGIN, a statement and ROLLBACK: three round trips before each write). A
-        statement on a connection the server dropped fails instead; SQLAlchemy then
-        invalidates the pool, and the survey's retry (ivr.survey_store) runs on a new one."""
-        if self.is_sqlite:  # a file: no round trips to save
-            async with self.engine.connect() as conn:
-                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return
-        if self._autocommit_engine is None:
-            self._autocommit_engine = make_engine(
-                self.url, pool_size=AUTOCOMMIT_POOL_SIZE, max_overflow=0, pool_pre_ping=False,
-                isolation_level="AUTOCOMMIT",
-            )
-        async with self._autocommit_engine.connect() as conn:
-            yield conn
+    async def fetchrow_direct(self, statement: PgStatement, values: Mapping[str, Any]) -> Any:
+        """PostgreSQL: run ONE statement in autocommit, by asyncpg directly, and return its first
+        row (or None): a survey write costs one round trip and little CPU under a burst
+        (issue 13; :mod:`storage.pg_direct`).
+
+        The connections come from a pool of their own, as many as :data:`AUTOCOMMIT_POOL_SIZE`,
+        kept (opening one is connect, TLS negotiation and authentication), and not pinged before
+        use (a ping is a round trip): a statement on a connection the server dropped fails, the
+        connection is discarded, and the survey's retry (ivr.survey_store) runs on a new one."""
+        if self._direct is None:
+            from storage.pg_direct import DirectPool
+
+            self._direct = DirectPool(self.engine.url, AUTOCOMMIT_POOL_SIZE,
+                                      DIRECT_CONNECT_TIMEOUT)
+        return await self._direct.fetchrow(statement, values)
 
     async def ping(self) -> bool:
         try:
@@ -129,5 +138,5 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
-        if self._autocommit_engine is not None:
-            await self._autocommit_engine.dispose()
+        if self._direct is not None:
+            await self._direct.close()

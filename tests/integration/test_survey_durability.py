@@ -49,7 +49,8 @@ async def ctx(settings: Any) -> AsyncIterator[AppContext]:
 
 class Fault:
     """The database refuses every transaction and (with ``autocommit``) every single-statement
-    write while ``on``: what SQLite says when locked."""
+    write (SQLite's autocommit connection, PostgreSQL's direct statements) while ``on``: what
+    SQLite says when locked."""
 
     def __init__(self, ctx: AppContext, *, autocommit: bool = True) -> None:
         self.on = False
@@ -57,6 +58,15 @@ class Fault:
         ctx.db.transaction = self._refusing(ctx.db.transaction)  # type: ignore[method-assign]
         if autocommit:
             ctx.db.autocommit = self._refusing(ctx.db.autocommit)  # type: ignore[method-assign]
+            direct = ctx.db.fetchrow_direct
+
+            async def refusing_direct(*args: Any) -> Any:
+                if self.on:
+                    self.refused += 1
+                    raise OperationalError("INSERT", {}, Exception("connection refused"))
+                return await direct(*args)
+
+            ctx.db.fetchrow_direct = refusing_direct  # type: ignore[method-assign]
 
     def _refusing(self, real: Callable[[], Any]) -> Callable[[], Any]:
         @asynccontextmanager

@@ -94,6 +94,35 @@ async def test_no_reply_times_out() -> None:
         await channel.get_variable("X")
 
 
+async def test_a_shorter_deadline_after_a_longer_one_still_times_out_on_time() -> None:
+    """The read deadline's one timer per session is moved earlier when a read must end sooner
+    than the one before (a GET DATA waits the digit timeout on top of the read timeout)."""
+    reader = asyncio.StreamReader()
+    reader.feed_data("\n".join(environment_lines()).encode() + b"\n")
+    channel = AgiChannel(reader, _NullWriter(), read_timeout=0.05)
+    await channel.read_environment()
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.02, reader.feed_data, b"200 result=2\n")
+    assert (await channel.get_data("hotline/survey-menu", 60_000)).digits == "2"
+    started = loop.time()
+    with pytest.raises(AgiTimeout):
+        await channel.get_variable("X")
+    assert loop.time() - started < 5  # not the GET DATA's 60 s
+
+
+async def test_replies_slower_than_the_first_deadline_but_each_in_time_are_read() -> None:
+    """A session outlives its first read deadline: the timer waits again for the current one."""
+    reader = asyncio.StreamReader()
+    reader.feed_data("\n".join(environment_lines()).encode() + b"\n")
+    channel = AgiChannel(reader, _NullWriter(), read_timeout=0.1)
+    await channel.read_environment()
+    loop = asyncio.get_running_loop()
+    for _ in range(4):  # 4 × 0.06 s: past the first read's deadline, every reply in time
+        loop.call_later(0.06, reader.feed_data, b"200 result=1 (v)\n")
+        assert await channel.get_full_variable("${X}") == "v"
+    await channel.close()
+
+
 async def test_510_and_520_are_command_errors_not_hangups() -> None:
     _, respond = scripted(
         ["510 Invalid or unknown command"],
