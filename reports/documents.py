@@ -22,12 +22,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from hotline.clock import utcnow
-from hotline.memory import release_freed
 from hotline.settings import Settings
 from reports import service
-from reports.build import PARTS
+from reports.build import PARTS, Report, build_report
 from reports.periods import Period, containing
 from service.context import AppContext
+from storage.db import Database
 from storage.models import WebhookEvent
 
 log = logging.getLogger("hotline.reports")
@@ -81,43 +81,58 @@ async def produce(ctx: AppContext, period: Period, now: dt.datetime | None = Non
     written (none when they already existed)."""
     directory = ctx.settings.effective_report_dir
     directory.mkdir(parents=True, exist_ok=True)
-    report = None
-    written: list[Path] = []
-    renderer: ProcessPoolExecutor | None = None
+    missing = [fmt for fmt in SCHEDULED_FORMATS
+               if not (directory / document_name(period, fmt)).exists()]
+    if not missing:
+        return []
+    renderer = _renderer()
     try:
-        for fmt in SCHEDULED_FORMATS:
-            name = f"tongbao-{period.code}.{fmt}"
-            target = directory / name
-            if target.exists():
-                continue
-            if report is None:
-                report = await service.make_report(ctx, period, "department", parts=PARTS,
-                                                   now=now)
-            if renderer is None:
-                renderer = _renderer()
-            data = await asyncio.get_running_loop().run_in_executor(
-                renderer, service.render, report, fmt, "figures",
-                list(ctx.settings.report_agent_score_parts))
-            partial = target.with_suffix(target.suffix + ".part")
-            partial.write_bytes(data)
-            partial.replace(target)  # a reader never sees half a file
-            written.append(target)
+        names = await asyncio.get_running_loop().run_in_executor(
+            renderer, make_documents, ctx.settings, period, now, missing)
     finally:
-        if renderer is not None:
-            await asyncio.to_thread(renderer.shutdown)  # joining the child is not the loop's
-    if written:
-        await announce(ctx, period, [p.name for p in written])
-        log.info("report documents produced", extra={"period": period.code,
-                                                     "files": [p.name for p in written]})
-        # the report's objects are freed by now; the heap keeps their pages otherwise
-        release_freed()
+        await asyncio.to_thread(renderer.shutdown)  # joining the child is not the loop's
+    written = [directory / name for name in names]
+    await announce(ctx, period, names)
+    log.info("report documents produced", extra={"period": period.code, "files": names})
     return written
 
 
+def document_name(period: Period, fmt: str) -> str:
+    return f"tongbao-{period.code}.{fmt}"
+
+
+def make_documents(settings: Settings, period: Period, now: dt.datetime | None,
+                   formats: list[str]) -> list[str]:
+    """In the child process: read the period's figures and write its documents in ``formats``;
+    returns their names."""
+    report = asyncio.run(_read_report(settings, period, now))
+    directory = settings.effective_report_dir
+    names = []
+    for fmt in formats:
+        data = service.render(report, fmt, "figures", list(settings.report_agent_score_parts))
+        target = directory / document_name(period, fmt)
+        partial = target.with_suffix(target.suffix + ".part")
+        partial.write_bytes(data)
+        partial.replace(target)  # a reader never sees half a file
+        names.append(target.name)
+    return names
+
+
+async def _read_report(settings: Settings, period: Period, now: dt.datetime | None) -> Report:
+    db = Database(settings.effective_database_url)
+    try:
+        async with db.sessions() as session:
+            return await build_report(session, settings, period, "department", parts=PARTS,
+                                      now=now)
+    finally:
+        await db.close()
+
+
 def _renderer() -> ProcessPoolExecutor:
-    """A child process that renders the documents: openpyxl, reportlab and the CJK font (~60 MB
-    that the heap would keep for the process's life) stay out of the process that answers
-    calls, and a long render does not hold its event loop (issue 13: the menu must start fast).
+    """A child process that reads the figures and renders the documents. The serving process
+    answers calls: a month's report is many queries and much Python over the period's ratings
+    (issue 13: seconds of the FastAGI event loop, under a burst a delayed menu), and openpyxl,
+    reportlab and the CJK font are ~60 MB that its heap would keep for the process's life.
     ``spawn``: a fork of a process with an event loop, threads and open sockets is not safe."""
     return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
 

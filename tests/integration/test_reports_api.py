@@ -124,6 +124,29 @@ async def test_scheduled_documents_kept_and_announced(
         await ctx.close()
 
 
+async def test_scheduled_documents_are_built_outside_the_serving_process(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: the figures are read and the documents rendered in a child process, so a
+    month's report never holds the event loop that answers calls."""
+    def not_here(*_: object, **__: object) -> None:
+        raise AssertionError("the report was built in the serving process")
+
+    monkeypatch.setattr(documents, "build_report", not_here)
+    monkeypatch.setattr(documents.service, "render", not_here)
+    settings = make_settings(tmp_path, database_url=database_url)
+    ctx = AppContext.create(settings)
+    try:
+        async with ctx.db.transaction() as session:
+            await data.fill(session)
+        period = Period("month", dt.date(2026, 10, 1), dt.date(2026, 10, 31))
+        written = await documents.produce(ctx, period, now=data.NOW)
+        assert sorted(p.name for p in written) == ["tongbao-2026-10.pdf", "tongbao-2026-10.xlsx"]
+        assert all(p.stat().st_size > 1000 for p in written)
+    finally:
+        await ctx.close()
+
+
 def test_cli_prints_the_table(
     tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
