@@ -300,7 +300,7 @@ class AgiChannel:
         Raises :class:`~ivr.agi.protocol.AgiProtocolError` when the reply cannot be split (an
         Asterisk without func_uri): the caller then reads them one by one."""
         reply = await self.execute(
-            p.get_full_variable(p.joined_expression(expressions)), allow_dead=True
+            p.get_full_variable(p.joined_expression(tuple(expressions))), allow_dead=True
         )
         if reply.result != "1":
             raise p.AgiProtocolError(f"GET FULL VARIABLE answered result={reply.result}")
@@ -325,6 +325,9 @@ class AgiChannel:
         self._stop_watchdog()
         try:
             self._writer.close()
+            transport = getattr(self._writer, "transport", None)
+            if transport is not None and not transport.get_write_buffer_size():
+                return  # nothing left to send: the socket closes without our waiting (issue 13)
             await asyncio.wait_for(self._writer.wait_closed(), timeout=2)
         except (ConnectionError, TimeoutError, RuntimeError, OSError):
             pass

@@ -19,8 +19,9 @@ quoting, ``\\`` escapes the next character. A line break cannot be expressed at 
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from urllib.parse import parse_qsl, unquote
@@ -317,7 +318,8 @@ def get_full_variable(expression: str) -> Command:
 JOIN_SEPARATOR = "|"
 
 
-def joined_expression(expressions: Sequence[str]) -> str:
+@functools.lru_cache(maxsize=16)  # the survey asks the same expressions on every call
+def joined_expression(expressions: tuple[str, ...]) -> str:
     """One ``GET FULL VARIABLE`` expression that returns several values at once (issue 13: one
     round trip instead of one per variable): each ``${...}`` expression wrapped in URIENCODE
     (func_uri) and joined by ``|``, e.g. ``${URIENCODE(${CHANNEL(linkedid)})}|...``."""
