@@ -21,11 +21,12 @@ DOMAIN.md rule 8) and never logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -58,6 +59,7 @@ from ivr.survey_journal import OP_BEGIN, OP_NOT_RATED, OP_SAVE, NetEffect, parse
 from service.context import AppContext
 from storage import outbox_wake
 from storage.calls import insert_new_call, upsert_call
+from storage.db import Database
 from storage.models import (
     Call,
     Case,
@@ -145,11 +147,25 @@ class Vote:
 
 @dataclass
 class _Attempt:
-    """Whether a survey step's write is inside the database right now (holding a slot), as
-    opposed to waiting for one or between tries: only then can it still land after its
-    deadline."""
+    """Whether a survey step's write is inside the database right now (holding a slot, or its
+    row in a batch being written), as opposed to waiting for one or between tries: only then
+    can it still land after its deadline."""
 
     in_database: bool = False
+
+    def sent(self, inside: bool) -> None:
+        self.in_database = inside
+
+    @contextlib.asynccontextmanager
+    async def slot(self, db: Database) -> AsyncIterator[None]:
+        """One of the database's places for a survey write (a burst queues here, not in the
+        connection pool)."""
+        async with db.slots:
+            self.in_database = True
+            try:
+                yield
+            finally:
+                self.in_database = False
 
 
 def _clip(value: str | None, length: int) -> str | None:
@@ -177,7 +193,7 @@ class SurveyStore:
         already rated or defaulted: the survey must not run twice for one call. With the
         database unavailable the survey runs anyway (its steps are journalled)."""
         now = utcnow()
-        return await self._durably(lambda: self._begin_db(live, now),
+        return await self._durably(lambda attempt: self._begin_db(live, now, attempt),
                                    {"op": OP_BEGIN, "live": live}, now)
 
     async def save(self, action: Save) -> None:
@@ -187,17 +203,19 @@ class SurveyStore:
         self.rated_at = self.rated_at or now
         vote = Vote(int(action.level), action.reason_codes, action.comment_recording,
                     action.final, self.rated_at)
-        await self._durably(lambda: self._save_db(vote, now),
+        await self._durably(lambda attempt: self._save_db(vote, now, attempt),
                             {"op": OP_SAVE, "vote": vote.to_json()}, now)
 
     async def mark_not_rated(self) -> None:
         """Rule 1: not rated, never lost. Conditional, so it can never undo a rating."""
         now = utcnow()
-        await self._durably(lambda: self._not_rated_db(now), {"op": OP_NOT_RATED}, now)
+        await self._durably(lambda attempt: self._not_rated_db(now, attempt),
+                            {"op": OP_NOT_RATED}, now)
 
     # ----------------------------------------------------------------- durability
     async def _durably(
-        self, write: Callable[[], Awaitable[T]], record: dict[str, Any], now: dt.datetime
+        self, write: Callable[[_Attempt], Awaitable[T]], record: dict[str, Any],
+        now: dt.datetime,
     ) -> T | None:
         """The database within the deadline, else the journal; None when journalled."""
         linkedid = self.info.linkedid
@@ -227,18 +245,14 @@ class SurveyStore:
         await self._to_journal(record, now)
         return None
 
-    async def _retrying(self, write: Callable[[], Awaitable[T]], attempt: _Attempt) -> T:
+    async def _retrying(self, write: Callable[[_Attempt], Awaitable[T]], attempt: _Attempt
+                        ) -> T:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.journal.deadline
         delay = RETRY_DELAY
         while True:
             try:
-                async with self.ctx.db.slots:  # a burst queues here, not in the pool
-                    attempt.in_database = True
-                    try:
-                        return await write()
-                    finally:
-                        attempt.in_database = False
+                return await write(attempt)
             except Exception:  # OperationalError, pool timeout, failover, a lost race …
                 if loop.time() + delay >= deadline:
                     raise
@@ -263,10 +277,16 @@ class SurveyStore:
         }
 
     # ----------------------------------------------------------------- database
-    async def _begin_db(self, live: bool, now: dt.datetime) -> Existing | None:
+    async def _begin_db(self, live: bool, now: dt.datetime, attempt: _Attempt
+                        ) -> Existing | None:
         # the usual case, a call not stored yet: one statement (issue 13); else decide against
         # the stored row below
-        new_id = await insert_new_call(self.ctx.db, self._new_row(live, now))
+        db = self.ctx.db
+        if db.is_sqlite:
+            async with attempt.slot(db):
+                new_id = await insert_new_call(db, self._new_row(live, now))
+        else:  # written with the other calls arriving now, on a slot of its batch
+            new_id = await insert_new_call(db, self._new_row(live, now), attempt.sent)
         if new_id is not None:
             self.call_id = new_id
             return None
@@ -304,7 +324,8 @@ class SurveyStore:
             )
             return Existing(str(status), Level(level) if level else None)
 
-        return await upsert_call(self.ctx.db, self.info.linkedid, change, started_at=now)
+        async with attempt.slot(db):
+            return await upsert_call(db, self.info.linkedid, change, started_at=now)
 
     def _begin_status(self, live: bool) -> str:
         if live:
@@ -364,19 +385,21 @@ class SurveyStore:
             if value:
                 setattr(call, attr, _clip(value, length))
 
-    async def _save_db(self, vote: Vote, now: dt.datetime) -> int:
-        if self.call_id is not None and first_vote_at_once(self.ctx, vote):
-            rating_id = await store_first_vote(self.ctx, self.call_id, self.project_no, vote, now)
-            if rating_id is not None:
-                return rating_id
-        where = Call.id == self.call_id if self.call_id is not None else (
-            Call.linkedid == self.info.linkedid
-        )
-        async with self.ctx.db.transaction() as s:
-            return await store_vote(self.ctx, s, where, self.project_no, vote, now)
+    async def _save_db(self, vote: Vote, now: dt.datetime, attempt: _Attempt) -> int:
+        async with attempt.slot(self.ctx.db):
+            if self.call_id is not None and first_vote_at_once(self.ctx, vote):
+                rating_id = await store_first_vote(self.ctx, self.call_id, self.project_no,
+                                                   vote, now)
+                if rating_id is not None:
+                    return rating_id
+            where = Call.id == self.call_id if self.call_id is not None else (
+                Call.linkedid == self.info.linkedid
+            )
+            async with self.ctx.db.transaction() as s:
+                return await store_vote(self.ctx, s, where, self.project_no, vote, now)
 
-    async def _not_rated_db(self, now: dt.datetime) -> None:
-        async with self.ctx.db.transaction() as s:
+    async def _not_rated_db(self, now: dt.datetime, attempt: _Attempt) -> None:
+        async with attempt.slot(self.ctx.db), self.ctx.db.transaction() as s:
             await s.execute(
                 update(Call)
                 .where(Call.linkedid == self.info.linkedid, Call.survey_status.in_(UNRESOLVED))

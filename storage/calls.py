@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,9 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.models import Call, SurveyStatus
-
-if TYPE_CHECKING:
-    from storage.pg_direct import PgStatement
+from storage.write_batch import WriteBatcher
 
 T = TypeVar("T")
 
@@ -65,30 +63,57 @@ NEW_CALL_COLUMNS = (
 
 
 @functools.cache
-def _insert_new(is_sqlite: bool) -> Insert:
-    """Built once: the statement's values come as execution parameters, so a call costs no
-    statement construction, only the (cached) compiled form (issue 13, profile)."""
-    dialect = sqlite if is_sqlite else postgresql
-    insert: Insert = dialect.insert(Call)
+def _insert_new_sqlite() -> Insert:
+    """Built once: the values come as execution parameters (issue 13, profile)."""
+    insert: Insert = sqlite.insert(Call)
     return insert.on_conflict_do_nothing(  # type: ignore[attr-defined,no-any-return]
         index_elements=[Call.linkedid]
     ).returning(Call.id)
 
 
 @functools.cache
-def _insert_new_direct() -> PgStatement:
-    from storage.pg_direct import PgStatement
+def _insert_new_rows_sql() -> str:
+    """Many new calls in ONE statement: a column of values per array, so the statement is the
+    same (prepared once) whatever the number of rows."""
+    table = Call.__table__
+    dialect = postgresql.dialect()
+    arrays = ", ".join(f"${n}::{table.c[name].type.compile(dialect=dialect)}[]"
+                       for n, name in enumerate(NEW_CALL_COLUMNS, 1))
+    return (f"INSERT INTO {table.name} ({', '.join(NEW_CALL_COLUMNS)}) SELECT * FROM "
+            f"unnest({arrays}) ON CONFLICT (linkedid) DO NOTHING RETURNING linkedid, id")
 
-    return PgStatement(_insert_new(False), NEW_CALL_COLUMNS)
+
+async def insert_new_calls(db: Database, rows: Sequence[dict[str, Any]]) -> list[int | None]:
+    """PostgreSQL: :func:`insert_new_call` for many calls in one statement, a result per row.
+    The same linkedid twice: the first row is the new call, the second finds it stored."""
+    seen: set[str] = set()
+    first = []
+    for row in rows:
+        first.append(row["linkedid"] not in seen)
+        seen.add(row["linkedid"])
+    new = [row for row, is_first in zip(rows, first, strict=True) if is_first]
+    stored = await db.fetch_direct(
+        _insert_new_rows_sql(), [[row[name] for row in new] for name in NEW_CALL_COLUMNS])
+    ids = {linkedid: call_id for linkedid, call_id in stored}
+    return [ids.get(row["linkedid"]) if is_first else None
+            for row, is_first in zip(rows, first, strict=True)]
 
 
-async def insert_new_call(db: Database, values: dict[str, Any]) -> int | None:
+async def insert_new_call(
+    db: Database, values: dict[str, Any], on_sent: Callable[[bool], None] | None = None
+) -> int | None:
     """The row of a call not stored yet, in ONE statement outside any transaction (issue 13: the
     write before the survey's menu), ``values`` holding every one of :data:`NEW_CALL_COLUMNS`.
     Returns its id, or None when the linkedid is already stored (the caller then takes
-    :func:`upsert_call`'s path, which decides against what is there)."""
+    :func:`upsert_call`'s path, which decides against what is there).
+
+    On PostgreSQL the calls arriving together are written together (a burst's thousand rows
+    in a few statements: :mod:`storage.write_batch`), on the connections of
+    :attr:`Database.slots`; ``on_sent`` tells when this row is in the database. On SQLite (no
+    round trips to save) the caller holds a slot and the row is written alone."""
     if db.is_sqlite:
         async with db.autocommit() as conn:
-            return await conn.scalar(_insert_new(True), values)
-    row = await db.fetchrow_direct(_insert_new_direct(), values)
-    return None if row is None else int(row[0])
+            return await conn.scalar(_insert_new_sqlite(), values)
+    batcher = db.batcher("new_calls", lambda: WriteBatcher(
+        lambda rows: insert_new_calls(db, rows), db.slots))
+    return await batcher.submit(values, on_sent)  # type: ignore[no-any-return]

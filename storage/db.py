@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 
 if TYPE_CHECKING:  # imported when used: a run on SQLite never loads asyncpg
     from storage.pg_direct import DirectPool, PgStatement
+    from storage.write_batch import WriteBatcher
 
 
 def is_sqlite(url: str) -> bool:
@@ -54,7 +55,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 #: PostgreSQL connections kept for the survey's single-statement writes
-#: (:meth:`Database.fetchrow_direct`)
+#: (:meth:`Database.fetch_direct`)
 AUTOCOMMIT_POOL_SIZE = 10
 #: seconds to open one of them: a database that is away fails a caller's step quickly (the
 #: survey then journals it)
@@ -66,6 +67,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self._direct: DirectPool | None = None
+        self._batchers: dict[str, WriteBatcher[Any, Any]] = {}
         #: copied into every session's ``info``: the composition root puts write-path hooks
         #: here (storage.ratings.AFTER_SAVE) so storage need not import the rooms above it
         self.info: dict[str, Any] = {}
@@ -87,7 +89,7 @@ class Database:
                 size = getattr(pool, "size", lambda: 1)() + max(
                     0, getattr(pool, "_max_overflow", 0)
                 )
-            else:  # the kept connections of fetchrow_direct(): never one opened per write
+            else:  # the kept connections of fetch_direct(): never one opened per write
                 size = AUTOCOMMIT_POOL_SIZE
             self._slots = asyncio.Semaphore(max(1, size))
         return self._slots
@@ -106,16 +108,16 @@ class Database:
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
         """SQLite: a connection whose every statement commits by itself (a file: no round trips
         to save). On PostgreSQL the survey's single-statement writes take
-        :meth:`fetchrow_direct` instead."""
+        :meth:`fetch_direct` instead."""
         if not self.is_sqlite:
-            raise RuntimeError("autocommit() is SQLite's; PostgreSQL uses fetchrow_direct()")
+            raise RuntimeError("autocommit() is SQLite's; PostgreSQL uses fetch_direct()")
         async with self.engine.connect() as conn:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
-    async def fetchrow_direct(self, statement: PgStatement, values: Mapping[str, Any]) -> Any:
-        """PostgreSQL: run ONE statement in autocommit, by asyncpg directly, and return its first
-        row (or None): a survey write costs one round trip and little CPU under a burst
-        (issue 13; :mod:`storage.pg_direct`).
+    async def fetch_direct(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
+        """PostgreSQL: run ONE statement in autocommit, by asyncpg directly, and return its rows:
+        a survey write costs one round trip and little CPU under a burst (issue 13;
+        :mod:`storage.pg_direct`).
 
         The connections come from a pool of their own, as many as :data:`AUTOCOMMIT_POOL_SIZE`,
         kept (opening one is connect, TLS negotiation and authentication), and not pinged before
@@ -126,7 +128,20 @@ class Database:
 
             self._direct = DirectPool(self.engine.url, AUTOCOMMIT_POOL_SIZE,
                                       DIRECT_CONNECT_TIMEOUT)
-        return await self._direct.fetchrow(statement, values)
+        return await self._direct.fetch(sql, arguments)
+
+    async def fetchrow_direct(self, statement: PgStatement, values: Mapping[str, Any]) -> Any:
+        """:meth:`fetch_direct` of a :class:`~storage.pg_direct.PgStatement`: its first row."""
+        rows = await self.fetch_direct(statement.sql, statement.arguments(values))
+        return rows[0] if rows else None
+
+    def batcher(self, name: str, make: Callable[[], WriteBatcher[Any, Any]]
+                ) -> WriteBatcher[Any, Any]:
+        """The one :class:`~storage.write_batch.WriteBatcher` of this database for ``name``."""
+        found = self._batchers.get(name)
+        if found is None:
+            found = self._batchers[name] = make()
+        return found
 
     async def ping(self) -> bool:
         try:

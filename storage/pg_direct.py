@@ -68,9 +68,9 @@ class DirectPool:
                 )
         return self._pool
 
-    async def fetchrow(self, statement: PgStatement, values: Mapping[str, Any]) -> Any:
+    async def fetch(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
         pool = self._pool or await self._open()
-        return await pool.fetchrow(statement.sql, *statement.arguments(values))
+        return await pool.fetch(sql, *arguments)  # type: ignore[no-any-return]
 
     async def close(self) -> None:
         if self._pool is not None:

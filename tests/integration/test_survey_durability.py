@@ -58,7 +58,7 @@ class Fault:
         ctx.db.transaction = self._refusing(ctx.db.transaction)  # type: ignore[method-assign]
         if autocommit:
             ctx.db.autocommit = self._refusing(ctx.db.autocommit)  # type: ignore[method-assign]
-            direct = ctx.db.fetchrow_direct
+            direct = ctx.db.fetch_direct
 
             async def refusing_direct(*args: Any) -> Any:
                 if self.on:
@@ -66,7 +66,7 @@ class Fault:
                     raise OperationalError("INSERT", {}, Exception("connection refused"))
                 return await direct(*args)
 
-            ctx.db.fetchrow_direct = refusing_direct  # type: ignore[method-assign]
+            ctx.db.fetch_direct = refusing_direct  # type: ignore[method-assign]
 
     def _refusing(self, real: Callable[[], Any]) -> Callable[[], Any]:
         @asynccontextmanager
@@ -267,19 +267,24 @@ async def test_the_level_is_durable_before_the_next_prompt_plays(ctx: AppContext
     assert seen == [True]
 
 
-async def test_a_slow_database_does_not_hold_the_caller(ctx: AppContext) -> None:
-    """A save that has not finished by the deadline (pool exhausted, a lock) is journalled and
-    the survey goes on; the late save and the replay agree on one rating, one entry."""
+async def test_a_slow_database_does_not_hold_the_caller(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A save that has not finished by the deadline (a lock, a slow disk: inside the database)
+    is journalled and the survey goes on; the late save and the replay agree on one rating,
+    one entry."""
+    import ivr.survey_store as store_module
+
     store = SurveyStore(ctx, CallInfo(linkedid=LINKEDID))
     await store.begin(live=True)
     release = asyncio.Event()
-    real = store._save_db
+    real = store_module.store_vote
 
     async def slow(*args: Any) -> int:
         await release.wait()
         return await real(*args)
 
-    store._save_db = slow  # type: ignore[method-assign]
+    monkeypatch.setattr(store_module, "store_vote", slow)
     started = asyncio.get_running_loop().time()
     await store.save(Save(Level.DISSATISFIED, ("3",), final=True))
     assert asyncio.get_running_loop().time() - started < 1.5

@@ -51,9 +51,9 @@ def held(monkeypatch: pytest.MonkeyPatch) -> Hold:
     hold = Hold()
     real = SurveyStore._begin_db
 
-    async def slow_begin(self: SurveyStore, live: bool, now: Any) -> Any:
+    async def slow_begin(self: SurveyStore, live: bool, now: Any, attempt: Any) -> Any:
         await hold.gate.wait()
-        result = await real(self, live, now)
+        result = await real(self, live, now, attempt)
         hold.events.append("row")
         return result
 

@@ -13,7 +13,6 @@ from hotline.clock import utcnow
 from ivr.agi.simulated import SimulatedCaller, fastagi_call, split_args
 from service.context import AppContext
 from storage.models import Call, Case, OutboxEntry, OutboxStatus, Rating
-from storage.pg_direct import PgStatement
 from storage.ratings import snapshot
 from tests.helpers.fastagi import HOST, running
 
@@ -48,13 +47,13 @@ async def test_a_good_rating_costs_two_statements_on_postgresql(ctx: AppContext)
             statements.append(statement.split(None, 1)[0])
 
     event.listen(Engine, "before_cursor_execute", on_statement)  # the pools of ctx.db
-    direct = ctx.db.fetchrow_direct
+    direct = ctx.db.fetch_direct
 
-    async def counted(statement: PgStatement, values: Any) -> Any:
-        statements.append(statement.sql.split(None, 1)[0])
-        return await direct(statement, values)
+    async def counted(sql: str, arguments: Any) -> Any:
+        statements.append(sql.split(None, 1)[0])
+        return await direct(sql, arguments)
 
-    ctx.db.fetchrow_direct = counted  # type: ignore[method-assign]  # asyncpg, not SQLAlchemy
+    ctx.db.fetch_direct = counted  # type: ignore[method-assign]  # asyncpg, not SQLAlchemy
     caller = SimulatedCaller(keys=["2"], variables={"HOTLINE_AGENT": "A9",
                                                     "HOTLINE_CASE_ID": "GD-7"})
     try:
