@@ -26,27 +26,11 @@ import datetime as dt
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import (
-    JSON,
-    ColumnElement,
-    Integer,
-    Select,
-    String,
-    bindparam,
-    cast,
-    func,
-    inspect,
-    literal,
-    select,
-    true,
-    update,
-)
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import ColumnElement, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.clock import utcnow
@@ -63,7 +47,6 @@ from storage.db import Database
 from storage.models import (
     Call,
     Case,
-    OutboxEntry,
     OutboxStatus,
     Rating,
     RatingKind,
@@ -77,11 +60,9 @@ from storage.ratings import (
     snapshot,
     upsert_rating,
 )
+from storage.write_batch import WriteBatcher
 
 log = logging.getLogger("hotline.ivr.store")
-
-if TYPE_CHECKING:
-    from storage.pg_direct import PgStatement
 
 T = TypeVar("T")
 
@@ -386,12 +367,13 @@ class SurveyStore:
                 setattr(call, attr, _clip(value, length))
 
     async def _save_db(self, vote: Vote, now: dt.datetime, attempt: _Attempt) -> int:
+        if self.call_id is not None and first_vote_at_once(self.ctx, vote):
+            # with the other calls voting now, on a slot of its batch
+            rating_id = await store_first_vote(self.ctx, self.call_id, self.project_no, vote,
+                                               now, attempt.sent)
+            if rating_id is not None:
+                return rating_id
         async with attempt.slot(self.ctx.db):
-            if self.call_id is not None and first_vote_at_once(self.ctx, vote):
-                rating_id = await store_first_vote(self.ctx, self.call_id, self.project_no,
-                                                   vote, now)
-                if rating_id is not None:
-                    return rating_id
             where = Call.id == self.call_id if self.call_id is not None else (
                 Call.linkedid == self.info.linkedid
             )
@@ -483,15 +465,17 @@ def first_vote_at_once(ctx: AppContext, vote: Vote) -> bool:
 
 
 async def store_first_vote(
-    ctx: AppContext, call_id: int, project_no: str, vote: Vote, now: dt.datetime
+    ctx: AppContext, call_id: int, project_no: str, vote: Vote, now: dt.datetime,
+    on_sent: Callable[[bool], None] | None = None,
 ) -> int | None:
-    """:func:`store_vote`'s usual case — the call's first rating, in its final save — as ONE
-    statement in autocommit (issue 13: the save was ~7 round trips, each a turn of a busy event
-    loop while the connection is held, and under a burst the pool's connections were held by
-    round trips, not by work). The call becomes ``rated`` unless defaulted and returns its
-    case, agent and department as they are at that moment; the rating is inserted unless it
-    exists; its outbox entry, ready at once, carries :func:`snapshot` with the four values
-    only the statement knows laid over it.
+    """:func:`store_vote`'s usual case — the call's first rating, in its final save — in ONE
+    statement in autocommit, together with the other calls voting at the same moment
+    (:func:`store_first_votes`; issue 13: the save was ~7 round trips, each a turn of a busy
+    event loop while a connection is held, and 2,000 callers pressing at once waited seconds
+    for the pool). The call becomes ``rated`` unless defaulted and gives its case, agent and
+    department as they are at that moment; the rating is inserted unless it exists; its outbox
+    entry, ready at once, carries :func:`snapshot` with the four values only the statement
+    knows laid over it. ``on_sent`` tells when the vote is in the database.
 
     Returns the rating's id, or None when the usual case does not hold (a rating already
     stored, the call defaulted or missing): the caller then runs :func:`store_vote`, which
@@ -503,84 +487,79 @@ async def store_first_vote(
         reason_codes=",".join(vote.reason_codes) if vote.reason_codes else None,
         comment_recording=vote.comment_recording, rated_at=vote.rated_at, valid=True,
     )
-    params = {
-        "call_id": call_id, "now": now, "project_no": project_no, "level": rating.level,
-        "reason_codes": rating.reason_codes, "comment_recording": rating.comment_recording,
-        "rated_at": vote.rated_at, "payload": json.dumps(snapshot(rating)),
-    }
-    row = await ctx.db.fetchrow_direct(_first_vote_direct(), params)
-    if row is None or row[1] is None:
-        return None
-    outbox_wake.signal_of(ctx.db).committed()
-    return int(row[0])
+    row = (call_id, project_no, rating.level, rating.reason_codes, rating.comment_recording,
+           vote.rated_at, json.dumps(snapshot(rating)), now)
+    batcher = ctx.db.batcher("first_votes", lambda: WriteBatcher(
+        lambda rows: store_first_votes(ctx, rows), ctx.db.slots))
+    return await batcher.submit(row, on_sent)  # type: ignore[no-any-return]
+
+
+async def store_first_votes(ctx: AppContext, rows: Sequence[tuple[Any, ...]]
+                            ) -> list[int | None]:
+    """:func:`store_first_vote` for many calls in one statement: a rating id per row, or None.
+    The same call twice: the first row votes, the second finds its rating stored."""
+    seen: set[int] = set()
+    first = []
+    for row in rows:
+        first.append(row[0] not in seen)
+        seen.add(row[0])
+    voting = [row for row, is_first in zip(rows, first, strict=True) if is_first]
+    stored = await ctx.db.fetch_direct(_first_votes_sql(), [
+        *(list(column) for column in zip(*voting, strict=True)),
+        SurveyStatus.RATED, SurveyStatus.DEFAULTED, RatingKind.PER_CALL, RatingSource.KEYPAD,
+        OutboxStatus.PENDING,
+    ])
+    ratings = {voted_call: rating_id for voted_call, rating_id, queued in stored
+               if queued is not None}
+    if ratings:
+        outbox_wake.signal_of(ctx.db).committed()
+    return [ratings.get(row[0]) if is_first else None
+            for row, is_first in zip(rows, first, strict=True)]
 
 
 @functools.cache
-def _first_vote_direct() -> PgStatement:
-    from storage.pg_direct import PgStatement  # not loaded on SQLite
-
-    return PgStatement(_first_vote_statement(), (
-        "call_id", "now", "project_no", "level", "reason_codes", "comment_recording",
-        "rated_at", "payload"))
-
-
-@functools.cache
-def _first_vote_statement() -> Select[tuple[int, int]]:
-    """:func:`store_first_vote`'s statement, built once (building it cost more CPU than the
-    database took to run it); the values are execution parameters."""
-    when = Call.updated_at.type
-    now = bindparam("now", type_=when)
-    call = (
-        update(Call)
-        .where(Call.id == bindparam("call_id"), Call.survey_status != SurveyStatus.DEFAULTED)
-        .values(survey_status=SurveyStatus.RATED, updated_at=now, ended_at=now)
-        .returning(Call.id, Call.case_number, Call.agent_id, Call.department_code)
-        .cte("voted_call")
-    )
-    case_id = select(Case.id).where(Case.case_number == call.c.case_number).scalar_subquery()
-    inserted = (
-        pg_insert(Rating)
-        .from_select(
-            ["project_no", "assess_number", "kind", "source", "level", "reason_codes",
-             "comment_recording", "rated_at", "valid", "created_at", "updated_at",
-             "call_id", "case_id", "agent_id", "department_code"],
-            select(
-                bindparam("project_no", type_=String), literal(1),
-                literal(RatingKind.PER_CALL, String), literal(RatingSource.KEYPAD, String),
-                bindparam("level", type_=Integer), bindparam("reason_codes", type_=String),
-                bindparam("comment_recording", type_=String),
-                bindparam("rated_at", type_=when), literal(True), now, now,
-                call.c.id, case_id, call.c.agent_id, call.c.department_code,
-            ),
-            include_defaults=False,
-        )
-        .on_conflict_do_nothing(constraint="uq_ratings_key")
-        .returning(Rating.id, Rating.agent_id, Rating.department_code)
-        .cte("new_rating")
-    )
-    payload = cast(
-        cast(bindparam("payload", type_=String), JSONB).op("||")(func.jsonb_build_object(
-            "rating_id", inserted.c.id, "case_number", call.c.case_number,
-            "agent_id", inserted.c.agent_id, "department_code", inserted.c.department_code,
-        )),
-        JSON,
-    )
-    queued = (
-        pg_insert(OutboxEntry)
-        .from_select(
-            ["rating_id", "project_no", "assess_number", "event", "payload", "ready_at",
-             "next_attempt_at", "status", "attempts", "created_at"],
-            select(
-                inserted.c.id, bindparam("project_no", type_=String), literal(1),
-                literal("rating", String), payload, now, now,
-                literal(OutboxStatus.PENDING, String), literal(0), now,
-            ).select_from(inserted).join(call, true()),
-            include_defaults=False,
-        )
-        .returning(OutboxEntry.id)
-        .cte("queued")
-    )
-    return select(inserted.c.id, select(queued.c.id).scalar_subquery())
+def _first_votes_sql() -> str:
+    """:func:`store_first_votes`' statement: the votes as one array per column ($1–$8), the
+    status and kind values as parameters ($9–$13), so it is prepared once whatever the number
+    of votes. A writing CTE: the calls' update, the ratings' insert and the outbox entries'
+    insert commit together or not at all."""
+    return """
+WITH vote AS (
+    SELECT * FROM unnest($1::bigint[], $2::varchar[], $3::integer[], $4::varchar[],
+                         $5::varchar[], $6::timestamptz[], $7::text[], $8::timestamptz[])
+        AS vote(call_id, project_no, level, reason_codes, comment_recording, rated_at,
+                payload, now)
+), voted_call AS (
+    UPDATE calls SET survey_status = $9, updated_at = vote.now, ended_at = vote.now
+    FROM vote WHERE calls.id = vote.call_id AND calls.survey_status != $10
+    RETURNING calls.id, calls.case_number, calls.agent_id, calls.department_code
+), new_rating AS (
+    INSERT INTO ratings (project_no, assess_number, kind, source, level, reason_codes,
+                         comment_recording, rated_at, valid, created_at, updated_at, call_id,
+                         case_id, agent_id, department_code)
+    SELECT vote.project_no, 1, $11, $12, vote.level, vote.reason_codes,
+           vote.comment_recording, vote.rated_at, true, vote.now, vote.now, voted_call.id,
+           (SELECT cases.id FROM cases WHERE cases.case_number = voted_call.case_number),
+           voted_call.agent_id, voted_call.department_code
+    FROM voted_call JOIN vote ON vote.call_id = voted_call.id
+    ON CONFLICT ON CONSTRAINT uq_ratings_key DO NOTHING
+    RETURNING ratings.id, ratings.call_id, ratings.agent_id, ratings.department_code
+), queued AS (
+    INSERT INTO outbox (rating_id, project_no, assess_number, event, payload, ready_at,
+                        next_attempt_at, status, attempts, created_at)
+    SELECT new_rating.id, vote.project_no, 1, 'rating',
+           CAST(CAST(vote.payload AS jsonb) || jsonb_build_object(
+               'rating_id', new_rating.id, 'case_number', voted_call.case_number,
+               'agent_id', new_rating.agent_id, 'department_code', new_rating.department_code)
+               AS json),
+           vote.now, vote.now, $13, 0, vote.now
+    FROM new_rating JOIN voted_call ON voted_call.id = new_rating.call_id
+         JOIN vote ON vote.call_id = new_rating.call_id
+    RETURNING outbox.id, outbox.rating_id
+)
+SELECT new_rating.call_id, new_rating.id, queued.id
+FROM new_rating LEFT JOIN queued ON queued.rating_id = new_rating.id
+"""
 
 
 # ----------------------------------------------------------------------------- replay

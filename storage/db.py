@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 if TYPE_CHECKING:  # imported when used: a run on SQLite never loads asyncpg
-    from storage.pg_direct import DirectPool, PgStatement
+    from storage.pg_direct import DirectPool
     from storage.write_batch import WriteBatcher
 
 
@@ -129,11 +129,6 @@ class Database:
             self._direct = DirectPool(self.engine.url, AUTOCOMMIT_POOL_SIZE,
                                       DIRECT_CONNECT_TIMEOUT)
         return await self._direct.fetch(sql, arguments)
-
-    async def fetchrow_direct(self, statement: PgStatement, values: Mapping[str, Any]) -> Any:
-        """:meth:`fetch_direct` of a :class:`~storage.pg_direct.PgStatement`: its first row."""
-        rows = await self.fetch_direct(statement.sql, statement.arguments(values))
-        return rows[0] if rows else None
 
     def batcher(self, name: str, make: Callable[[], WriteBatcher[Any, Any]]
                 ) -> WriteBatcher[Any, Any]:

@@ -1,46 +1,25 @@
 """The survey's single-statement writes on PostgreSQL, run by asyncpg directly.
 
-SQLAlchemy builds each statement from the models (the one description of the schema) and
-compiles it ONCE; at run time the statement goes to asyncpg with its values in position, on a
-pool of connections kept in autocommit. Through SQLAlchemy the same statement cost more of the
-survey server's CPU than the database took to run it: parameter construction, the execution
-context, the greenlet bridge and the pool checkout were ~10 % of the server's CPU under load
-(issue 13, py-spy). Only the hot statements of the survey take this path; everything else
-stays on SQLAlchemy sessions.
+Each is one statement over arrays (a column of values per array: the call rows of
+storage/calls.py, the first votes of ivr/survey_store.py), so it is prepared once and serves one
+row or a batch of a thousand (storage/write_batch.py), on a pool of connections kept in
+autocommit. Through SQLAlchemy the same statement cost more of the survey server's CPU than the
+database took to run it: parameter construction, the execution context, the greenlet bridge and
+the pool checkout were ~10 % of the server's CPU under load (issue 13, py-spy). Only the hot
+statements of the survey take this path; everything else stays on SQLAlchemy sessions.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.engine import URL
-from sqlalchemy.sql import Executable
 
 _DIALECT = asyncpg_dialect.dialect()
-
-
-class PgStatement:
-    """A statement compiled once for asyncpg. ``names`` are the values given at each run; every
-    other parameter of the compiled statement (SQLAlchemy's literals) is fixed here."""
-
-    def __init__(self, statement: Executable, names: Sequence[str]) -> None:
-        compiled = statement.compile(dialect=_DIALECT, column_keys=list(names))
-        self.sql = compiled.string
-        given = set(names)
-        fixed = compiled.construct_params(dict.fromkeys(given))
-        order = compiled.positiontup or []
-        unknown = given - set(order)
-        if unknown:
-            raise ValueError(f"not parameters of the statement: {sorted(unknown)}")
-        #: per position: (True, name) for a value given at run time, (False, value) for a fixed one
-        self._slots = [(name in given, name if name in given else fixed[name]) for name in order]
-
-    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
-        return [values[ref] if given else ref for given, ref in self._slots]
 
 
 async def _keep(_conn: asyncpg.Connection) -> None:
@@ -49,7 +28,7 @@ async def _keep(_conn: asyncpg.Connection) -> None:
 
 
 class DirectPool:
-    """asyncpg connections for :class:`PgStatement`, opened on first use and kept (up to
+    """asyncpg connections for the direct statements, opened on first use and kept (up to
     ``size``). A connection the server dropped fails its statement and is discarded by asyncpg;
     the caller's retry gets a new one."""
 

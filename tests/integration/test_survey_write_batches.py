@@ -1,7 +1,9 @@
 """Issue 13: on PostgreSQL the call rows of calls reaching the survey together are written by
 one statement (storage.calls.insert_new_calls, through storage.write_batch), each caller told
 whether its call is new — the rule the survey's begin depends on (a call already stored is
-decided against what is there, never surveyed twice: DOMAIN.md rule 1)."""
+decided against what is there, never surveyed twice: DOMAIN.md rule 1); and the first votes of
+calls voting together are one statement too (ivr.survey_store.store_first_votes), each rating
+with its outbox entry, exactly once (DOMAIN.md: every rating reaches the aggregation system)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ import pytest
 from sqlalchemy import func, select
 
 from hotline.clock import utcnow
+from ivr.survey_store import Vote, store_first_vote
 from service.context import AppContext
 from storage.calls import NEW_CALL_COLUMNS, insert_new_call, insert_new_calls
-from storage.models import Call
+from storage.models import Call, OutboxEntry, Rating, SurveyStatus
+from storage.ratings import snapshot
 from tests.conftest import make_settings
 
 
@@ -69,3 +73,37 @@ async def test_a_burst_of_new_calls_takes_few_statements(pg: AppContext) -> None
     assert len(statements) <= 50
     async with pg.db.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(Call)) == 500
+
+
+async def test_calls_voting_together_are_stored_by_few_statements_each_once(
+    pg: AppContext,
+) -> None:
+    ids = await insert_new_calls(pg.db, [row(f"vote.{n}", agent_id=f"A{n}") for n in range(300)])
+    async with pg.db.transaction() as s:  # one call defaulted meanwhile: its vote falls back
+        await s.execute(Call.__table__.update().where(Call.id == ids[7])
+                        .values(survey_status=SurveyStatus.DEFAULTED))
+    statements: list[str] = []
+    real = pg.db.fetch_direct
+
+    async def counted(sql: str, arguments: Any) -> Any:
+        statements.append(sql)
+        return await real(sql, arguments)
+
+    pg.db.fetch_direct = counted  # type: ignore[method-assign]
+    now = utcnow()
+    votes = [store_first_vote(pg, call_id, f"CALL-vote.{n}", Vote(2, None, None, True, now), now)
+             for n, call_id in enumerate(ids)]
+    votes.append(store_first_vote(pg, ids[0], "CALL-vote.0", Vote(2, None, None, True, now), now))
+    rating_ids = await asyncio.gather(*votes)
+    assert len(statements) <= 30
+    assert rating_ids[7] is None  # defaulted: the general path decides
+    assert rating_ids[300] is None  # the same call twice: the second finds it stored
+    assert all(r is not None for n, r in enumerate(rating_ids[:300]) if n != 7)
+    async with pg.db.sessions() as s:
+        ratings = {r.id: r for r in await s.scalars(select(Rating))}
+        entries = list(await s.scalars(select(OutboxEntry)))
+    assert len(ratings) == 299 and len(entries) == 299
+    for entry in entries:
+        rating = ratings[entry.rating_id]
+        assert entry.payload == snapshot(rating)
+        assert rating.agent_id == f"A{rating.project_no.rsplit('.', 1)[1]}"
