@@ -11,7 +11,7 @@ DOMAIN.md rule 1 cannot drift between them.
   first action that waits for the caller answers with the next event. A :class:`Collect` is
   ONE ``GET DATA``, also when it says several prompts (the retry's "输入有误" and the menu, the
   回访's menus): they are one sound file, a composite of ivr/prompts.py, because a key pressed
-  across the end of one of two commands is lost between them (issue 13). A hang-up
+  across the end of one of two commands can be lost between them (issue 13). A hang-up
   (``ChannelGone``) drops the rest of the batch and becomes :class:`HungUp`, a prompt that
   cannot be played becomes :class:`PromptFailed`. A flow's own actions go to
   :meth:`DialogRunner.perform`.
