@@ -55,6 +55,11 @@ REASONS = prompts.SURVEY_REASONS
 INVALID = prompts.SURVEY_INVALID
 THANKS = prompts.SURVEY_THANKS
 GOODBYE = prompts.SURVEY_GOODBYE
+# the menus said as several prompts: each is one sound file, a composite of the catalogue, so
+# the adapter plays it as ONE GET DATA (a key across a prompt's end is not lost between two)
+INVITE_MENU = prompts.CALLBACK_INVITE_MENU.parts  # INVITE, MENU, DNC_HINT
+RESOLVED_MENU = prompts.CALLBACK_RESOLVED_MENU.parts  # RESOLVED_QUESTION, DNC_HINT
+LEVEL_MENU = prompts.CALLBACK_LEVEL_MENU.parts  # SATISFACTION, MENU
 
 
 # ----------------------------------------------------------------------------- events
@@ -139,7 +144,7 @@ class Followup(KeypadMachine[Action]):
         cfg = self.config
         if cfg.invite:
             self.phase = Phase.LEVEL
-            return [self._collect(INVITE, MENU, DNC_HINT)]
+            return [self._collect(*INVITE_MENU)]
         intro: list[Action] = [Play((GREETING,))]
         if cfg.case_digits:
             intro += [Play((CASE_NUMBER,)), SayDigits(cfg.case_digits)]
@@ -148,7 +153,7 @@ class Followup(KeypadMachine[Action]):
         if cfg.result_prompt:  # told before the questions, so the answers are about it
             intro.append(Play((RESULT, cfg.result_prompt)))
         self.phase = Phase.RESOLVED
-        return [*intro, self._collect(RESOLVED_QUESTION, DNC_HINT)]
+        return [*intro, self._collect(*RESOLVED_MENU)]
 
     def handle(self, event: Event) -> list[Action]:
         if isinstance(event, HungUp):
@@ -172,7 +177,7 @@ class Followup(KeypadMachine[Action]):
                 self.resolved = event.key == RESOLVED_KEY
                 flag: list[Action] = [] if self.resolved else [MarkUnresolved()]
                 self._next_menu(Phase.LEVEL)
-                return [*flag, self._collect(SATISFACTION, MENU)]
+                return [*flag, self._collect(*LEVEL_MENU)]
         return self._retry_or(event, self.phase.value, RESOLVED_QUESTION,
                               lambda _why: self._no_answer())
 

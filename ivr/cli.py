@@ -15,8 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pr = sub.add_parser("prompts", help="the survey's Chinese voice prompts")
     prsub = pr.add_subparsers(dest="prompts_command", metavar="ACTION", required=True)
     build = prsub.add_parser(
-        "build", help="render missing or changed prompts with espeak-ng and sox "
-        "(studio recordings a site dropped in are kept)",
+        "build", help="render missing or changed prompts with espeak-ng and sox, and join "
+        "the menus of several prompts into one file each (studio recordings a site dropped in "
+        "are kept, and flow into those menus)",
     )
     build.add_argument("--force", action="store_true",
                        help="re-render every generated prompt, even unchanged ones")
@@ -38,7 +39,7 @@ def _build(settings: Settings, args: argparse.Namespace) -> int:
     from service.commands import CommandError
 
     progress = Progress("prompts", stream=sys.stdout)
-    progress.total = len(list(prompts.inspect(settings)))
+    progress.total = len(prompts.catalogue(settings))
     try:
         report = prompts.build_prompts(settings, force=args.force,
                                        progress=lambda n, _t, pid: progress.step(n, pid))
@@ -49,6 +50,8 @@ def _build(settings: Settings, args: argparse.Namespace) -> int:
           f"site recordings kept: {len(report.kept_site)}")
     for pid in report.kept_site:
         print(f"  kept site recording: {pid}")
+    for pid in report.retired:
+        print(f"  removed the generated {pid}.wav: the site's recording of it replaces it")
     return 0
 
 
@@ -58,7 +61,7 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
         print(f"missing: {pid}")
     stale = [s.prompt_id for s in prompts.inspect(settings) if s.state == "stale"]
     for pid in stale:
-        print(f"stale (text or voice changed; run `hotline prompts build`): {pid}")
+        print(f"stale (text, voice or a part changed; run `hotline prompts build`): {pid}")
     if not missing:
         print(f"all {len(prompts.catalogue(settings))} prompts present in "
               f"{settings.effective_prompts_dir}")

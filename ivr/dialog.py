@@ -8,7 +8,10 @@ DOMAIN.md rule 1 cannot drift between them.
   most ``max_tries`` times, then such a key counts as a wrong key); silence gets one retry;
   after ``max_tries`` failed tries (wrong key or silence) the flow gives up on that menu;
 * :class:`DialogRunner`: the AGI adapter loop. It performs a batch of actions in order; the
-  first action that waits for the caller answers with the next event; a hang-up
+  first action that waits for the caller answers with the next event. A :class:`Collect` is
+  ONE ``GET DATA``, also when it says several prompts (the retry's "输入有误" and the menu, the
+  回访's menus): they are one sound file, a composite of ivr/prompts.py, because a key pressed
+  across the end of one of two commands can be lost between them (issue 13). A hang-up
   (``ChannelGone``) drops the rest of the batch and becomes :class:`HungUp`, a prompt that
   cannot be played becomes :class:`PromptFailed`. A flow's own actions go to
   :meth:`DialogRunner.perform`.
@@ -76,11 +79,16 @@ Event = Digit | Timeout | HungUp | PromptFailed | RecordingDone | RecordingFaile
 @dataclass(frozen=True)
 class Collect:
     """Play the prompts in turn, any key interrupting (barge-in), then wait ``timeout_ms`` for
-    one key. Answered by :class:`Digit` or :class:`Timeout`."""
+    one key. Answered by :class:`Digit` or :class:`Timeout`. Several prompts must be a
+    composite of ivr/prompts.py (one sound file, one GET DATA): anything else is refused here,
+    where a flow makes it, not when a caller hears it."""
 
     prompts: tuple[str, ...]
     timeout_ms: int
     max_digits: int = 1
+
+    def __post_init__(self) -> None:
+        prompts.played_as(self.prompts)
 
 
 @dataclass(frozen=True)
@@ -148,8 +156,6 @@ class KeypadMachine(Generic[A]):
     menu, and the error for an event its phase cannot receive (a bug in the adapter)."""
 
     error: type[Exception] = RuntimeError
-    #: played before the menu again after a wrong key
-    invalid_prompt = prompts.SURVEY_INVALID
 
     def __init__(self, max_tries: int, digit_timeout_ms: int) -> None:
         self.max_tries = max_tries
@@ -168,13 +174,14 @@ class KeypadMachine(Generic[A]):
     def _retry_or(
         self, event: object, phase: str, menu: str, give_up: Callable[[GiveUp], list[A]]
     ) -> list[A | Collect]:
-        """Wrong key, repeat key or silence in a menu: replay it, or give up after the tries."""
+        """Wrong key, repeat key or silence in a menu: replay it ("输入有误" first after a
+        wrong key: the composite of ivr/prompts.py), or give up after the tries."""
         if not isinstance(event, Digit | Timeout):
             raise self._unexpected(event, phase)
         step = self._tries.after(event, self.max_tries)
         if isinstance(step, GiveUp):
             return [*give_up(step)]
-        return [self._collect(self.invalid_prompt, menu) if step else self._collect(menu)]
+        return [self._collect(*prompts.retry_of(menu).parts) if step else self._collect(menu)]
 
 
 # ----------------------------------------------------------------------------- runner
@@ -248,13 +255,11 @@ class DialogRunner:
         return None
 
     async def _collect(self, action: Collect) -> Event:
-        *leading, last = action.prompts
-        for prompt in leading:
-            played = await self.channel.stream_file(prompts.sound_name(prompt), p.ALL_KEYS)
-            if played.digit:
-                return Digit(played.digit)
+        # one command from the first word to the timeout: between two, res_agi reads and drops
+        # the frames, so a key pressed as one prompt ends would be lost
         result = await self.channel.get_data(
-            prompts.sound_name(last), action.timeout_ms, action.max_digits
+            prompts.sound_name(prompts.played_as(action.prompts)), action.timeout_ms,
+            action.max_digits,
         )
         if result.kind is p.GetDataKind.TIMEOUT:
             return Timeout()

@@ -238,7 +238,9 @@ async def _the_loop(
     heard = played_since(asterisk, mark)
     told = spoken.prompt_id(RESULT_PROMPT_KIND, RESULTS[0])
     assert f"hotline/{told}" in heard, heard[-3000:]
-    assert heard.index(f"hotline/{told}") < heard.index(f"hotline/{f.RESOLVED_QUESTION}")
+    # the question is asked with the do-not-call hint as one file (issue 13)
+    assert heard.index(f"hotline/{told}") < heard.index(
+        f"hotline/{prompts.played_as(f.RESOLVED_MENU)}")
 
     # 6. a second 整改 and its 回访 (the citizen is reached on the number given since)
     await give_case_number(ctx, round_two)

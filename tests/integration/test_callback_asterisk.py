@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import math
+import re
 import shutil
 import wave
 from collections import Counter
@@ -61,6 +62,14 @@ CITIZEN_CONTEXT = "from-hotline"  # where our calls arrive on the carrier
 def wav_seconds(path: Path) -> float:
     with wave.open(str(path)) as w:
         return w.getnframes() / w.getframerate()
+
+
+def played_since(log: Path, offset: int) -> list[str]:
+    """The hotline's prompts Asterisk played (verbose 3: "Playing 'hotline/…'") after
+    ``offset`` bytes of its messages.log."""
+    with open(log, "rb") as f:
+        f.seek(offset)
+        return re.findall(r"Playing '(hotline/[^'.]+)\.", f.read().decode(errors="replace"))
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -251,12 +260,16 @@ async def test_rule5_closed_bad_case_gets_a_real_callback_and_its_rating(
     bench: Bench, tmp_path: Path, database_url: str,
 ) -> None:
     """The citizen hears the 回访, presses 1 (solved), 4 (不满意) and reason 2: the stored
-    follow-up rating is 一事一评 of the case, assessNumber 2."""
+    follow-up rating is 一事一评 of the case, assessNumber 2. Asterisk played each question
+    with what follows it as one file (issue 13): "是否已解决" + the do-not-call hint, and
+    "请您对办理情况进行评价" + the menu, the 4 pressed in the menu's part of it."""
     citizen = keys_number([
         Press("1", after=math.ceil(bench.intro_seconds + 2)),
         Press("4", after=math.ceil(bench.satisfaction_seconds + 2)),
         Press("2", after=2),
     ], tag=random_tag(2))  # 20 digits at most
+    log = bench.hotline.run_dir / "log" / "messages.log"
+    mark = log.stat().st_size
     async with scheduler(bench, tmp_path, database_url, callback_max_attempts=1) as sched:
         task_id = await sched.close_bad_case(CASE, citizen)
         await sched.until("the 回访 to end", lambda: sched.settled(task_id), 90, bench.hotline)
@@ -269,6 +282,11 @@ async def test_rule5_closed_bad_case_gets_a_real_callback_and_its_rating(
             CASE, "per_case", 2, "callback")
         assert (rating.level, rating.reason_codes) == (4, "2")
         assert sched.carrier_calls[citizen] == 1
+    heard = played_since(log, mark)
+    asked = [p for p in heard if p != f"hotline/{followup.THANKS}"][-3:]
+    assert asked == [f"hotline/{prompts.CALLBACK_RESOLVED_MENU.id}",
+                     f"hotline/{prompts.CALLBACK_LEVEL_MENU.id}",
+                     f"hotline/{followup.REASONS}"], heard
 
 
 async def test_rule5_busy_and_no_answer_retried_until_max_then_manual_list(

@@ -69,7 +69,7 @@ async def test_the_result_is_rendered_and_told_before_the_questions(
         told = played.index(f"hotline/{result_id}")
         assert played[told - 1] == "hotline/callback-result"
         assert played.index("hotline/callback-department") < told
-        assert told < played.index("hotline/callback-resolved")
+        assert told < played.index("hotline/callback-resolved-menu")
         assert RESULT in rendered
         async with ctx.db.sessions() as s:
             item = await s.scalar(select(BadRatingItem))
@@ -99,7 +99,7 @@ async def test_a_result_that_cannot_be_rendered_does_not_stop_the_followup(
         assert await agi(ctx, citizen) == "rated"
         assert "hotline/callback-result" not in citizen.played
         assert f"hotline/{result_id}" not in citizen.played
-        assert "hotline/callback-resolved" in citizen.played
+        assert "hotline/callback-resolved-menu" in citizen.played
         assert "spoken prompt not rendered" in caplog.text and RESULT not in caplog.text
         async with ctx.db.sessions() as s:
             item = await s.scalar(select(BadRatingItem))

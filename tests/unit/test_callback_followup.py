@@ -139,3 +139,22 @@ def test_every_prompt_played_has_a_text(tmp_path: Path) -> None:
               f.GOODBYE}
     assert played <= set(catalogue)
     assert "已解决请按1，未解决请按2" in catalogue[f.RESOLVED_QUESTION]
+    # each menu of several prompts is a composite of the catalogue: one file, one GET DATA
+    menus = {f.INVITE_MENU, f.RESOLVED_MENU, f.LEVEL_MENU,
+             *((f.INVALID, menu) for menu in (f.RESOLVED_QUESTION, f.MENU, f.REASONS))}
+    assert {prompts.played_as(parts) for parts in menus} <= set(catalogue)
+
+
+def test_issue13_each_menu_of_several_prompts_is_a_declared_composite() -> None:
+    """The 回访's menus and every retry are said as parts (what the citizen hears) that the
+    catalogue builds into one file each, so the adapter can play them as ONE GET DATA."""
+    assert (f.INVITE_MENU, f.RESOLVED_MENU, f.LEVEL_MENU) == (
+        (f.INVITE, f.MENU, f.DNC_HINT), (f.RESOLVED_QUESTION, f.DNC_HINT), (f.SATISFACTION, f.MENU))
+    m = machine()
+    m.start()
+    m.handle(f.Digit("1"))  # solved: the satisfaction menu
+    assert m.handle(f.Digit("7")) == [f.Collect((f.INVALID, f.MENU), 6000)]
+    m.handle(f.Digit("4"))  # 不满意: the reasons
+    assert m.handle(f.Digit("7")) == [f.Collect((f.INVALID, f.REASONS), 6000)]
+    assert prompts.played_as((f.INVALID, f.REASONS)) == "survey-reasons-retry"
+    assert prompts.played_as((f.INVALID, f.RESOLVED_QUESTION)) == "callback-resolved-retry"

@@ -1,7 +1,8 @@
 """The prompt catalogue and ``hotline prompts build``: texts from the settings, the check for
 missing files, site recordings never overwritten, the Chinese digits SAY DIGITS plays on the
-回访's zh channel (``<sounds>/zh/digits/<d>``), and a real (small) espeak-ng + sox render into
-Asterisk's 8 kHz mono 16-bit WAV."""
+回访's zh channel (``<sounds>/zh/digits/<d>``), the composites (a menu of several prompts as ONE
+file, issue 13) made from their parts' files and rebuilt when a part changed, and a real (small)
+espeak-ng + sox render into Asterisk's 8 kHz mono 16-bit WAV."""
 
 from __future__ import annotations
 
@@ -23,14 +24,20 @@ def make(tmp_path: Path, **kw: object) -> Settings:
 
 @pytest.fixture
 def fake_render(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Render without espeak: a file whose bytes are the text (fast, deterministic)."""
+    """Render without espeak: a file whose bytes are the text (fast, deterministic); a
+    composite is its parts' bytes joined by "+"."""
     rendered: list[str] = []
 
     def render(text: str, target: Path, voice: str, **kw: object) -> None:
         rendered.append(target.stem)
         target.write_bytes(f"{voice}:{text}:{kw}".encode())
 
+    def concatenate(sources: list[Path], target: Path) -> None:
+        rendered.append(target.stem)
+        target.write_bytes(b"+".join(s.read_bytes() for s in sources))
+
     monkeypatch.setattr(prompts, "render", render)
+    monkeypatch.setattr(prompts, "concatenate", concatenate)
     return rendered
 
 
@@ -66,10 +73,37 @@ def test_reason_menu_text_follows_the_reason_setting(tmp_path: Path) -> None:
 def test_every_prompt_the_survey_plays_is_in_the_catalogue(tmp_path: Path) -> None:
     ids = set(prompts.catalogue(make(tmp_path)))
     declared = {
-        v for k, v in vars(prompts).items() if k.startswith(("SURVEY_", "CALLBACK_"))
+        v for k, v in vars(prompts).items()
+        if k.startswith(("SURVEY_", "CALLBACK_")) and isinstance(v, str)
     }
-    assert declared | set(prompts.DIGIT_PROMPTS) == ids
+    composites = {c.id for c in prompts.COMPOSITES.values()}
+    assert declared | composites | set(prompts.DIGIT_PROMPTS) == ids
     assert prompts.sound_name("survey-menu") == "hotline/survey-menu"
+
+
+def test_composites_say_their_parts_in_order(tmp_path: Path) -> None:
+    """Issue 13: each menu of several prompts is one prompt of the catalogue (one GET DATA);
+    its text is its parts' texts in order, and follows the keypad map like them."""
+    reversed_site = make(tmp_path, keypad_map={"1": 5, "2": 4, "3": 3, "4": 2, "5": 1})
+    texts = prompts.catalogue(reversed_site)
+    retry = prompts.retry_of(prompts.SURVEY_MENU)
+    assert (retry.id, retry.parts) == ("survey-menu-retry",
+                                       (prompts.SURVEY_INVALID, prompts.SURVEY_MENU))
+    assert texts[retry.id] == "输入有误。" + texts[prompts.SURVEY_MENU]
+    assert texts[retry.id].startswith("输入有误。非常不满意请按1，")
+    invite = prompts.CALLBACK_INVITE_MENU
+    assert texts[invite.id] == "".join(texts[p] for p in invite.parts)
+    assert {c.id for c in prompts.COMPOSITES.values()} == {
+        "survey-menu-retry", "survey-reasons-retry", "callback-resolved-retry",
+        "callback-invite-menu", "callback-resolved-menu", "callback-level-menu"}
+    assert {prompts.retry_of(m).parts for m in prompts.RETRIED_MENUS} <= set(prompts.COMPOSITES)
+    # a single prompt is itself; several are their composite; anything else is a flow's bug
+    assert prompts.played_as((prompts.SURVEY_MENU,)) == prompts.SURVEY_MENU
+    assert prompts.played_as(invite.parts) == "callback-invite-menu"
+    with pytest.raises(LookupError, match="not a composite"):
+        prompts.played_as((prompts.SURVEY_MENU, prompts.SURVEY_INVALID))
+    with pytest.raises(KeyError):
+        prompts.retry_of(prompts.SURVEY_COMMENT_OFFER)  # not a menu with "输入有误"
 
 
 def test_chinese_digits_are_in_the_catalogue_with_yao_for_one(tmp_path: Path) -> None:
@@ -189,8 +223,174 @@ def test_changed_text_regenerates_only_the_prompts_saying_it(
     states = {s.prompt_id: s.state for s in prompts.inspect(changed)}
     assert states["survey-menu"] == "stale" and states["survey-thanks"] == "generated"
     assert states["survey-welcome"] == "stale"  # the menu is in the welcome too
-    assert prompts.build_prompts(changed).generated == ["survey-menu", "survey-welcome"]
-    assert fake_render == ["survey-menu", "survey-welcome"]
+    # and in three composites (the retry, the 回访's menus), which are made again from it
+    with_menu = ["callback-invite-menu", "callback-level-menu", "survey-menu-retry"]
+    assert {pid for pid, st in states.items() if st == "stale"} == {
+        "survey-menu", "survey-welcome", *with_menu}
+    assert prompts.build_prompts(changed).generated == ["survey-menu", "survey-welcome",
+                                                         *with_menu]
+    assert fake_render == ["survey-menu", "survey-welcome", *with_menu]
+
+
+def test_composites_are_made_from_their_parts_and_rebuilt_when_a_part_changes(
+    tmp_path: Path, fake_render: list[str]
+) -> None:
+    """Issue 13: "输入有误" + the menu is one file made of the two prompts' files; a site's
+    studio take of a part flows into every composite that says it."""
+    settings = make(tmp_path)
+    directory = settings.effective_prompts_dir
+    prompts.build_prompts(settings)
+    retry = directory / "survey-menu-retry.wav"
+    assert retry.read_bytes() == b"+".join(
+        (directory / f"{p}.wav").read_bytes() for p in ("survey-invalid", "survey-menu"))
+    manifest = json.loads((directory / prompts.MANIFEST).read_text())
+    assert [p[:2] for p in manifest["survey-menu-retry.wav"]["parts"]] == [
+        ["survey-invalid", "survey-invalid.wav"], ["survey-menu", "survey-menu.wav"]]
+
+    (directory / "survey-invalid.wav").write_bytes(b"studio: shuru youwu")
+    states = {s.prompt_id: s.state for s in prompts.inspect(settings)}
+    assert states["survey-invalid"] == "site"
+    retries = {"survey-menu-retry", "survey-reasons-retry", "callback-resolved-retry"}
+    assert {pid for pid, st in states.items() if st == "stale"} == retries
+    fake_render.clear()
+    report = prompts.build_prompts(settings)
+    assert set(report.generated) == retries and set(fake_render) == retries
+    assert report.kept_site == ["survey-invalid"]
+    assert retry.read_bytes().startswith(b"studio: shuru youwu+")
+    assert (directory / "survey-invalid.wav").read_bytes() == b"studio: shuru youwu"
+    assert prompts.build_prompts(settings).generated == []  # nothing changed since
+
+
+def test_a_site_recording_in_another_format_replaces_ours_and_feeds_the_composites(
+    tmp_path: Path, fake_render: list[str]
+) -> None:
+    """A site drops survey-menu.sln16 beside the WAV we generated: ours is removed (Asterisk
+    could pick either), and the composites saying the menu are made from the site's file."""
+    settings = make(tmp_path)
+    directory = settings.effective_prompts_dir
+    prompts.build_prompts(settings)
+    (directory / "survey-menu.sln16").write_bytes(b"studio menu, 16 kHz")
+    [menu] = [s for s in prompts.inspect(settings) if s.prompt_id == "survey-menu"]
+    assert (menu.state, menu.path) == ("site", directory / "survey-menu.sln16")
+    assert menu.superseded == directory / "survey-menu.wav"
+    report = prompts.build_prompts(settings)
+    assert report.retired == ["survey-menu"] and report.kept_site == ["survey-menu"]
+    assert not (directory / "survey-menu.wav").exists()
+    assert "survey-menu.wav" not in json.loads((directory / prompts.MANIFEST).read_text())
+    assert set(report.generated) == {"survey-menu-retry", "callback-invite-menu",
+                                     "callback-level-menu"}
+    assert (directory / "survey-menu-retry.wav").read_bytes().endswith(b"+studio menu, 16 kHz")
+    manifest = json.loads((directory / prompts.MANIFEST).read_text())
+    assert manifest["callback-level-menu.wav"]["parts"][1][:2] == [
+        "survey-menu", "survey-menu.sln16"]
+    assert prompts.missing_prompts(settings) == []
+
+
+def test_a_site_recording_of_a_composite_is_kept(tmp_path: Path, fake_render: list[str]) -> None:
+    """A site may record a whole menu itself; the build never overwrites it, even when a part
+    changes, and it counts as present."""
+    settings = make(tmp_path)
+    directory = settings.effective_prompts_dir
+    directory.mkdir(parents=True)
+    (directory / "callback-invite-menu.gsm").write_bytes(b"studio invitation, menu and hint")
+    report = prompts.build_prompts(settings)
+    assert report.kept_site == ["callback-invite-menu"]
+    assert not (directory / "callback-invite-menu.wav").exists()
+    changed = make(tmp_path, keypad_map={"1": 5, "2": 4, "3": 3, "4": 2, "5": 1})
+    again = prompts.build_prompts(changed)
+    assert "callback-invite-menu" in again.kept_site
+    assert "callback-invite-menu" not in again.generated
+    assert prompts.missing_prompts(changed) == []
+
+
+def test_composites_count_as_prompts_for_the_start_up_check(
+    tmp_path: Path, fake_render: list[str]
+) -> None:
+    """``hotline serve`` refuses to start while a prompt is missing: a composite too."""
+    settings = make(tmp_path)
+    prompts.build_prompts(settings)
+    (settings.effective_prompts_dir / "callback-resolved-menu.wav").unlink()
+    assert prompts.missing_prompts(settings) == ["callback-resolved-menu"]
+
+
+def _silence_wav(path: Path, seconds: float, rate: int = 8000) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\0\0" * int(seconds * rate))
+
+
+@pytest.mark.skipif(not shutil.which("sox"), reason="sox not installed")
+def test_a_part_sox_cannot_read_says_what_the_site_must_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site's "输入有误" in G.729: the three retries cannot be made from it; the others are
+    built, and the error names each composite to record, its parts and its text."""
+    monkeypatch.setattr(prompts, "render",
+                        lambda text, target, voice, **kw: _silence_wav(target, 0.1))
+    settings = make(tmp_path)
+    directory = settings.effective_prompts_dir
+    directory.mkdir(parents=True)
+    (directory / "survey-invalid.g729").write_bytes(b"\x01" * 20)
+    with pytest.raises(prompts.PromptBuildError) as caught:
+        prompts.build_prompts(settings)
+    message = str(caught.value)
+    for retry in ("survey-menu-retry", "survey-reasons-retry", "callback-resolved-retry"):
+        assert f"composite prompt {retry} cannot be built: its part survey-invalid is the " \
+               "site recording survey-invalid.g729, a format sox cannot read" in message
+        assert f"The site must record {retry} itself" in message
+        assert f"{directory / retry}.<format>" in message
+        assert not (directory / f"{retry}.wav").exists()
+    assert "(survey-invalid + survey-menu: \"输入有误。非常满意请按1，" in message
+    assert prompts.missing_prompts(settings) == [
+        "callback-resolved-retry", "survey-menu-retry", "survey-reasons-retry"]
+    # what could be made was made: the 回访's menus
+    assert (directory / "callback-invite-menu.wav").exists()
+    # the site records it: the build is content
+    (directory / "survey-menu-retry.g729").write_bytes(b"\x02" * 20)
+    (directory / "survey-reasons-retry.g729").write_bytes(b"\x02" * 20)
+    (directory / "callback-resolved-retry.g729").write_bytes(b"\x02" * 20)
+    assert prompts.build_prompts(settings).generated == []
+    assert prompts.missing_prompts(settings) == []
+
+
+@pytest.mark.skipif(not shutil.which("sox"), reason="sox not installed")
+def test_a_part_file_sox_fails_on_is_named(tmp_path: Path) -> None:
+    broken = tmp_path / "survey-invalid.ogg"
+    broken.write_bytes(b"not ogg")  # a format sox reads, but not this file
+    _silence_wav(tmp_path / "survey-menu.wav", 0.2)
+    with pytest.raises(prompts.UnreadablePart) as caught:
+        prompts.concatenate([broken, tmp_path / "survey-menu.wav"], tmp_path / "out.wav")
+    assert caught.value.source == broken and "sox cannot read it" in caught.value.detail
+    assert not (tmp_path / "out.wav").exists()
+
+
+@pytest.mark.skipif(not shutil.which("sox"), reason="sox not installed")
+def test_real_concatenation_of_parts_in_several_formats_is_asterisk_wav(tmp_path: Path) -> None:
+    """sox joins a generated 8 kHz WAV, a site's 16 kHz raw .sln16 and a stereo 44.1 kHz WAV
+    into one 8 kHz mono 16-bit WAV as long as the three, in order."""
+    first = tmp_path / "survey-invalid.sln16"  # raw signed 16-bit, 16 kHz: 0.5 s of a tone
+    samples = [int(8000 * __import__("math").sin(i / 5)) for i in range(8000)]
+    first.write_bytes(b"".join(v.to_bytes(2, "little", signed=True) for v in samples))
+    second = tmp_path / "survey-menu.wav"
+    _silence_wav(second, 1.0)
+    third = tmp_path / "callback-dnc-hint.wav"
+    with wave.open(str(third), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(44100)
+        w.writeframes(b"\0\0\0\0" * 22050)  # 0.5 s
+    out = tmp_path / "composite.wav"
+    prompts.concatenate([first, second, third], out)
+    with wave.open(str(out)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+        frames = w.readframes(w.getnframes())
+    assert abs(len(frames) / 2 / 8000 - 2.0) < 0.01
+    loud = [abs(int.from_bytes(frames[i:i + 2], "little", signed=True))
+            for i in range(0, len(frames), 2)]
+    assert max(loud[:3800]) > 4000  # the tone first
+    assert max(loud[4200:]) < 50  # then the silences
 
 
 def test_missing_tool_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -246,6 +446,7 @@ def test_cli_build_and_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert main(["prompts", "build"]) == 0
     assert main(["prompts", "check"]) == 0
     out = capsys.readouterr().out
-    assert "generated: 27" in out and "all 27 prompts present" in out  # 17 prompts, 10 digits
+    # 17 prompts, 6 composites, 10 digits
+    assert "generated: 33" in out and "all 33 prompts present" in out
     digits = tmp_path / "data" / "sounds" / "zh" / "digits"
     assert sorted(p.name for p in digits.iterdir()) == [f"{d}.wav" for d in "0123456789"]

@@ -33,3 +33,12 @@ def test_the_architecture_table_matches_the_tree() -> None:
     assert packages - set(names) == set(), "rooms missing from the README's architecture table"
     missing = {name for name in names if not (PROJECT_ROOT / name).is_dir()}
     assert missing == set(), "the README's architecture table names rooms that do not exist"
+
+
+def test_the_composite_prompts_table_matches_the_catalogue() -> None:
+    """Issue 13: what a site records. The composites listed are the catalogue's own."""
+    from ivr import prompts
+
+    rows = re.findall(r"^\| `([a-z-]+)` \| ((?:`[a-z-]+`(?: \+ )?)+) \|", README, flags=re.M)
+    table = {name: tuple(re.findall(r"`([a-z-]+)`", parts)) for name, parts in rows}
+    assert table == {c.id: c.parts for c in prompts.COMPOSITES.values()}
