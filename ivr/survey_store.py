@@ -464,6 +464,27 @@ def first_vote_at_once(ctx: AppContext, vote: Vote) -> bool:
     return vote.final and not Level(vote.level).is_bad and not ctx.db.is_sqlite
 
 
+@dataclass(frozen=True)
+class _NewRating:
+    """The rating :func:`store_first_vote` inserts, as :func:`snapshot` reads it (the values the
+    statement alone knows are laid over the snapshot in SQL)."""
+
+    project_no: str
+    level: int
+    reason_codes: str | None
+    comment_recording: str | None
+    rated_at: dt.datetime
+    id: int | None = None
+    assess_number: int = 1
+    kind: str = RatingKind.PER_CALL
+    source: str = RatingSource.KEYPAD
+    comment_text: str | None = None
+    agent_id: str | None = None
+    department_code: str | None = None
+    valid: bool = True
+    invalid_reason: str | None = None
+
+
 async def store_first_vote(
     ctx: AppContext, call_id: int, project_no: str, vote: Vote, now: dt.datetime,
     on_sent: Callable[[bool], None] | None = None,
@@ -481,11 +502,10 @@ async def store_first_vote(
     stored, the call defaulted or missing): the caller then runs :func:`store_vote`, which
     decides against what is stored. Nothing is lost either way: the statement is atomic, and
     its call update is one :func:`store_vote` would make too."""
-    rating = Rating(
-        project_no=project_no, assess_number=1, kind=RatingKind.PER_CALL,
-        source=RatingSource.KEYPAD, level=int(vote.level),
+    rating = _NewRating(
+        project_no=project_no, level=int(vote.level),
         reason_codes=",".join(vote.reason_codes) if vote.reason_codes else None,
-        comment_recording=vote.comment_recording, rated_at=vote.rated_at, valid=True,
+        comment_recording=vote.comment_recording, rated_at=vote.rated_at,
     )
     row = (call_id, project_no, rating.level, rating.reason_codes, rating.comment_recording,
            vote.rated_at, json.dumps(snapshot(rating)), now)

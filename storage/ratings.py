@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,8 +53,42 @@ class RatingInput:
     rated_at: dt.datetime | None = None
 
 
+class RatingFields(Protocol):
+    """What :func:`snapshot` reads: a :class:`Rating`, or the plain values of one not stored
+    yet (ivr/survey_store.py; an ORM instance costs more to make than the survey's save)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def project_no(self) -> str: ...
+    @property
+    def assess_number(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def level(self) -> int: ...
+    @property
+    def reason_codes(self) -> str | None: ...
+    @property
+    def comment_text(self) -> str | None: ...
+    @property
+    def comment_recording(self) -> str | None: ...
+    @property
+    def agent_id(self) -> str | None: ...
+    @property
+    def department_code(self) -> str | None: ...
+    @property
+    def rated_at(self) -> dt.datetime: ...
+    @property
+    def valid(self) -> bool: ...
+    @property
+    def invalid_reason(self) -> str | None: ...
+
+
 def snapshot(
-    rating: Rating, case_number: str | None = None, event: str = "rating"
+    rating: RatingFields, case_number: str | None = None, event: str = "rating"
 ) -> dict[str, Any]:
     """What the outbox carries: the rating in canonical form; the province's record is built
     from it by the forwarding profile at send time."""
