@@ -1,6 +1,6 @@
 """The floor the survey is measured against: a bare asyncio FastAGI server with no logic and
-no database, doing a fixed 5-command exchange (what a survey minimally says to Asterisk: who
-is the call, is it up, the welcome with the menu, the result, the thanks).
+no database, doing a fixed 4-command exchange (what a survey minimally says to Asterisk: who
+is the call, the welcome with the menu, the result, the thanks).
 
     .venv/bin/python -m bench.agi_floor --port 14573
 
@@ -17,7 +17,6 @@ import signal
 
 COMMANDS = (
     b'GET FULL VARIABLE "${CHANNEL(linkedid)}"\n',
-    b"CHANNEL STATUS\n",
     b"GET DATA hotline/survey-welcome 6000 1\n",
     b'SET VARIABLE SURVEY_RESULT "2"\n',
     b'STREAM FILE hotline/survey-thanks ""\n',

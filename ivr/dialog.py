@@ -215,7 +215,14 @@ class DialogRunner:
         self.flag_prompt_errors = flag_prompt_errors
 
     async def run(self, machine: Machine) -> str:
-        actions = machine.start()
+        return await self.resume(machine, machine.start())
+
+    async def opening(self, machine: Machine) -> Event | None:
+        """Perform only the machine's first actions (its first menu) and return what the caller
+        did; :meth:`resume` goes on from there with the machine's answer to it."""
+        return await self._perform(machine.start())
+
+    async def resume(self, machine: Machine, actions: Sequence[object]) -> str:
         while actions:
             event = await self._perform(actions)
             if event is None:

@@ -1,23 +1,25 @@
-"""The survey over AGI: reads who the call is, then performs the state machine's actions
-(:mod:`ivr.survey`) as AGI commands and feeds back what the caller did.
+"""The survey over AGI: reads who the call is, plays the menu, then performs the state
+machine's actions (:mod:`ivr.survey`) as AGI commands and feeds back what the caller did.
 
 Action → AGI command:
 
 The loop and the shared actions are :class:`ivr.dialog.DialogRunner`'s:
 
-* ``Collect``: STREAM FILE for each prompt but the last, any key interrupting it (barge-in), then
-  GET DATA on the last prompt (it listens while playing) with the digit timeout, 1 digit.
+* ``Collect``: ONE GET DATA (it listens while playing; a menu of several prompts is one
+  composite sound, ivr/prompts.py) with the digit timeout, 1 digit.
 * ``Play``: STREAM FILE without escape digits.
 * ``Record``: RECORD FILE ``hotline/recordings/<linkedid>`` wav, ``#`` ends, BEEP, ``s=``.
 * ``SetVariable``: SET VARIABLE.  ``Save`` / ``MarkNotRated``: the database (survey_store).
 * ``Finish``: return; the server closes the socket and the dialplan goes on.
 
-The call row is written WHILE the menu plays (issue 13): under a burst the write queues for the
-database, and a caller who presses before the menu listens loses the key. The first save (or
-"not rated") waits for that write, so every step still lands in order and rule 1 holds. A call
-found already rated or defaulted is only known once the write is back: the survey stops before
-its first save without changing anything. Such a caller (a re-entry of a rated call, rare) may
-hear the start of the menu; that is the price of never making every other caller wait.
+One round trip before the menu (issue 13): the call's variables (one GET FULL VARIABLE). The
+channel's state is not asked: a menu refused as on a dead channel (511) is a caller gone
+before the survey. The call's row is written once the caller answered the menu (or hung up,
+or the session was lost), and the first save (or "not rated") waits for that write, so every
+step lands in order and rule 1 holds. A call found already rated or defaulted is only known
+once the row's write is back: the survey stops before its first save without changing
+anything. Such a caller (a re-entry of a rated call, rare) hears the menu; that is the price
+of never making every other caller wait.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def agent_from_interface(interface: str | None) -> str | None:
 
 
 #: what the survey reads from the channel, in ONE ``GET FULL VARIABLE`` (issue 13: the menu
-#: starts after two round trips, this and CHANNEL STATUS, instead of up to ten)
+#: starts after this one round trip, instead of up to ten)
 CALL_EXPRESSIONS = (
     "${CHANNEL(linkedid)}",
     f"${{{VAR_AGENT}}}",
@@ -154,6 +156,8 @@ class SurveyRunner(DialogRunner):
         logger: CallLog,
         begun: asyncio.Future[Existing | None] | None = None,
     ) -> None:
+        """Performs the survey's actions from its first event on (:func:`handle` played the
+        first menu before the call was known)."""
         safe = _UNSAFE.sub("-", store.info.linkedid)
         super().__init__(
             channel,
@@ -164,8 +168,7 @@ class SurveyRunner(DialogRunner):
         )
         self.ctx = ctx
         self.store = store
-        self.survey = Survey(SurveyConfig.from_context(ctx))
-        #: the call-row write started with the menu; every database step waits for it
+        #: the call-row write, started once the call is known; every database step waits for it
         self.begun = begun
 
     async def begin_done(self) -> None:
@@ -187,17 +190,35 @@ class SurveyRunner(DialogRunner):
 async def handle(ctx: AppContext, channel: AgiChannel) -> str:
     """The ``survey`` route: run the survey for the caller on this channel; returns the outcome.
 
-    A caller who already hung up (the route was reached from a hang-up handler, or the
-    hand-off came too late) hears nothing and is recorded as not rated. A call already rated
-    or defaulted is not surveyed again.
+    One round trip before the menu (issue 13), the call's variables, and nothing else: not the
+    channel's state (a menu refused as on a dead channel tells it) and not the database (the
+    call's row is written once the caller answered the menu). Under a burst every round trip
+    before the menu is a turn of a busy event loop while the caller may already press, and DTMF
+    sent before the menu listens is lost (DOMAIN.md).
+
+    A caller who already hung up (the route was reached from a hang-up handler, or the caller
+    left as it started) hears nothing and is recorded as not rated (rule 1). A call already
+    rated or defaulted is not surveyed again.
     """
     info = await read_call_info(channel)
     logger = CallLog(
         log, {"linkedid": info.linkedid, "uniqueid": info.uniqueid, "agent": info.agent_id}
     )
     store = SurveyStore(ctx, info)
-    live = await channel.is_alive()
-    if not live:
+    survey = Survey(SurveyConfig.from_context(ctx))
+    runner = SurveyRunner(ctx, channel, store, logger)
+    try:
+        first = await runner.opening(survey)
+    except AgiCommandError:  # as below: the call is still recorded (rule 1)
+        with contextlib.suppress(Exception):
+            await store.begin(live=True)
+            await store.mark_not_rated()
+        raise
+    except asyncio.CancelledError:  # shutdown past its grace: the call's row, as for any step
+        with contextlib.suppress(Exception):
+            await asyncio.shield(store.begin(live=True))
+        raise
+    if channel.dead_on_arrival:
         existing = await store.begin(live=False)
         if existing is not None:
             return await _already(channel, logger, existing)
@@ -206,13 +227,13 @@ async def handle(ctx: AppContext, channel: AgiChannel) -> str:
             return "abandoned"
         logger.info("caller gone before the survey: not rated")
         return "not_rated_hangup"
-    # issue 13: the menu does not wait for the database; the first save waits for the row
+    # the first save waits for the row (rule 1: every step lands, in order)
     begun = asyncio.ensure_future(store.begin(live=True))
     _begins.add(begun)
     begun.add_done_callback(_begins.discard)
-    runner = SurveyRunner(ctx, channel, store, logger, begun)
+    runner.begun = begun
     try:
-        outcome = await runner.run(runner.survey)
+        outcome = await runner.resume(survey, survey.handle(first) if first is not None else [])
     except AlreadyResolved as already:
         return await _already(channel, logger, already.existing)
     except AgiCommandError:

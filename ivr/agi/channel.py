@@ -95,6 +95,11 @@ class AgiChannel:
         self.hung_up = False
         self._eof = False
         self._broken = False  # a timeout left a reply unread: the stream is out of step
+        #: the session's first command that needs a live channel was refused as on a dead one
+        #: (511): the channel was hung up before the AGI could play anything (a hang-up
+        #: handler, or the caller left as it started)
+        self.dead_on_arrival = False
+        self._live_answered = False  # a command that needs a live channel was answered
         self.log = logger or log
         #: when the read under way must have its line (``inf``: no read under way), and the
         #: one timer that enforces it (see :meth:`_expect_by`)
@@ -223,9 +228,11 @@ class AgiChannel:
                 continue  # inside a 520 usage block
             self.log.debug("agi << %s %s", event.code, event.result)
             if event.code == 200:
+                self._live_answered = self._live_answered or not allow_dead
                 return event
             if event.code == 511:
                 self.hung_up = True
+                self.dead_on_arrival = not self._live_answered
                 raise ChannelHungUp("511 dead channel")
             raise AgiCommandError(command, event)
 

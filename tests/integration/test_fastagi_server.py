@@ -32,9 +32,9 @@ async def test_survey_route_rates_the_call(ctx: AppContext) -> None:
     caller = SimulatedCaller(keys=["4", "2", "2"], variables={"HOTLINE_AGENT": "A7"})
     async with running(ctx) as srv:
         lines = await fastagi_call(HOST, srv.bound_port, caller)
-    # every channel variable in one round trip (issue 13), then CHANNEL STATUS, then the menu
+    # every channel variable in one round trip (issue 13), then the menu at once
     assert lines[0].startswith("GET FULL VARIABLE ${URIENCODE(${CHANNEL(linkedid)})}|")
-    assert lines[1] == "CHANNEL STATUS"
+    assert lines[1] == "GET DATA hotline/survey-welcome 6000 1"
     assert caller.variables["SURVEY_RESULT"] == "4"
     async with ctx.db.sessions() as s:
         rating = await s.scalar(select(Rating))

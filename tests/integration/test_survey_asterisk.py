@@ -344,13 +344,16 @@ def test_hangup_during_the_reason_menu_keeps_the_level(survey_calls: dict[str, O
 
 def test_caller_gone_before_the_survey_is_not_rated(survey_calls: dict[str, Outcome]) -> None:
     """Rule 1 via the hang-up handler: AGI on the dead channel records the call as not rated
-    (with what the channel knew), and nothing is played."""
+    (with what the channel knew). The menu is the one media command sent, and Asterisk refuses
+    it as on a dead channel (511): that is how the survey learns the caller is gone, without a
+    round trip before the menu of live calls (issue 13)."""
     outcome = survey_calls["hangup_before_survey"]
     assert outcome.result == "not_rated_hangup"
     assert outcome.call is not None and outcome.call.survey_status == SurveyStatus.NOT_RATED
     assert outcome.call.case_number == "GD-hangup_before_survey"
     assert outcome.call.caller_masked == "138****8000"
-    assert outcome.played() == []
+    assert outcome.call.survey_started_at is None
+    assert outcome.played() == ["survey-welcome"]
     assert outcome.rating is None
 
 
