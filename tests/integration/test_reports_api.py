@@ -103,32 +103,10 @@ def due_codes(settings, at):  # type: ignore[no-untyped-def]
 
 
 async def test_scheduled_documents_kept_and_announced(
-    tmp_path: Path, database_url: str
-) -> None:
-    settings = make_settings(tmp_path, database_url=database_url)
-    ctx = AppContext.create(settings)
-    try:
-        async with ctx.db.transaction() as session:
-            await data.fill(session)
-        period = Period("month", dt.date(2026, 10, 1), dt.date(2026, 10, 31))
-        written = await documents.produce(ctx, period, now=data.NOW)
-        assert sorted(p.name for p in written) == ["tongbao-2026-10.pdf", "tongbao-2026-10.xlsx"]
-        assert await documents.produce(ctx, period, now=data.NOW) == []  # never remade
-        async with ctx.db.sessions() as session:
-            events = list(await session.scalars(select(WebhookEvent)))
-        assert [(e.event, e.subject_id) for e in events] == [("report_published", "2026-10")]
-        assert events[0].payload["files"] == ["tongbao-2026-10.pdf", "tongbao-2026-10.xlsx"]
-        assert [p.name for p in documents.listing(settings.effective_report_dir)] == [
-            "tongbao-2026-10.pdf", "tongbao-2026-10.xlsx"]
-    finally:
-        await ctx.close()
-
-
-async def test_scheduled_documents_are_built_outside_the_serving_process(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 13: the figures are read and the documents rendered in a child process, so a
-    month's report never holds the event loop that answers calls."""
+    """Made once, kept, announced; read and rendered in a child process (issue 13: a month's
+    report never holds the event loop that answers calls)."""
     def not_here(*_: object, **__: object) -> None:
         raise AssertionError("the report was built in the serving process")
 
@@ -143,6 +121,13 @@ async def test_scheduled_documents_are_built_outside_the_serving_process(
         written = await documents.produce(ctx, period, now=data.NOW)
         assert sorted(p.name for p in written) == ["tongbao-2026-10.pdf", "tongbao-2026-10.xlsx"]
         assert all(p.stat().st_size > 1000 for p in written)
+        assert await documents.produce(ctx, period, now=data.NOW) == []  # never remade
+        async with ctx.db.sessions() as session:
+            events = list(await session.scalars(select(WebhookEvent)))
+        assert [(e.event, e.subject_id) for e in events] == [("report_published", "2026-10")]
+        assert events[0].payload["files"] == ["tongbao-2026-10.pdf", "tongbao-2026-10.xlsx"]
+        assert [p.name for p in documents.listing(settings.effective_report_dir)] == [
+            "tongbao-2026-10.pdf", "tongbao-2026-10.xlsx"]
     finally:
         await ctx.close()
 

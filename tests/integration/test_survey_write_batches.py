@@ -31,6 +31,19 @@ async def pg(tmp_path: Path, postgres_url: str) -> AsyncIterator[AppContext]:
     await ctx.close()
 
 
+def counting(ctx: AppContext) -> list[str]:
+    """The direct statements ``ctx`` runs from now on."""
+    statements: list[str] = []
+    real = ctx.db.fetch_direct
+
+    async def counted(sql: str, arguments: Any) -> Any:
+        statements.append(sql)
+        return await real(sql, arguments)
+
+    ctx.db.fetch_direct = counted  # type: ignore[method-assign]
+    return statements
+
+
 def row(linkedid: str, **values: Any) -> dict[str, Any]:
     now = utcnow()
     base: dict[str, Any] = dict.fromkeys(NEW_CALL_COLUMNS)
@@ -60,14 +73,7 @@ async def test_one_statement_writes_many_new_calls_and_tells_which_were_new(
 
 async def test_a_burst_of_new_calls_takes_few_statements(pg: AppContext) -> None:
     """500 calls arriving at once: every row written once, in far fewer statements."""
-    statements: list[str] = []
-    real = pg.db.fetch_direct
-
-    async def counted(sql: str, arguments: Any) -> Any:
-        statements.append(sql)
-        return await real(sql, arguments)
-
-    pg.db.fetch_direct = counted  # type: ignore[method-assign]
+    statements = counting(pg)
     ids = await asyncio.gather(*(insert_new_call(pg.db, row(f"burst.{n}")) for n in range(500)))
     assert all(i is not None for i in ids) and len(set(ids)) == 500
     assert len(statements) <= 50
@@ -82,14 +88,7 @@ async def test_calls_voting_together_are_stored_by_few_statements_each_once(
     async with pg.db.transaction() as s:  # one call defaulted meanwhile: its vote falls back
         await s.execute(Call.__table__.update().where(Call.id == ids[7])
                         .values(survey_status=SurveyStatus.DEFAULTED))
-    statements: list[str] = []
-    real = pg.db.fetch_direct
-
-    async def counted(sql: str, arguments: Any) -> Any:
-        statements.append(sql)
-        return await real(sql, arguments)
-
-    pg.db.fetch_direct = counted  # type: ignore[method-assign]
+    statements = counting(pg)
     now = utcnow()
     votes = [store_first_vote(pg, call_id, f"CALL-vote.{n}", Vote(2, None, None, True, now), now)
              for n, call_id in enumerate(ids)]
