@@ -23,10 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
@@ -41,13 +39,12 @@ from hotline.statuses import SURVEY_UNRESOLVED as UNRESOLVED
 from ivr.survey import Save
 from ivr.survey_journal import OP_BEGIN, OP_NOT_RATED, OP_SAVE, NetEffect, parse_time
 from service.context import AppContext
-from storage import outbox_wake
 from storage.calls import insert_new_call, upsert_call
 from storage.db import Database
+from storage.first_votes import store_first_vote
 from storage.models import (
     Call,
     Case,
-    OutboxStatus,
     Rating,
     RatingKind,
     RatingSource,
@@ -57,10 +54,8 @@ from storage.ratings import (
     RatingInput,
     project_no_for_call,
     release_rating,
-    snapshot,
     upsert_rating,
 )
-from storage.write_batch import WriteBatcher
 
 log = logging.getLogger("hotline.ivr.store")
 
@@ -369,8 +364,9 @@ class SurveyStore:
     async def _save_db(self, vote: Vote, now: dt.datetime, attempt: _Attempt) -> int:
         if self.call_id is not None and first_vote_at_once(self.ctx, vote):
             # with the other calls voting now, on a slot of its batch
-            rating_id = await store_first_vote(self.ctx, self.call_id, self.project_no, vote,
-                                               now, attempt.sent)
+            rating_id = await store_first_vote(
+                self.ctx.db, self.call_id, self.project_no, vote.level, vote.reason_codes,
+                vote.comment_recording, vote.rated_at, now, attempt.sent)
             if rating_id is not None:
                 return rating_id
         async with attempt.slot(self.ctx.db):
@@ -457,129 +453,11 @@ async def store_vote(
 
 
 def first_vote_at_once(ctx: AppContext, vote: Vote) -> bool:
-    """Whether :func:`store_first_vote` may try this vote: the final vote of a survey that is
-    not a 差评, on PostgreSQL. A 差评 also marks its case, starts the 整改 deadline and opens
-    its 差评 item (the ``AFTER_SAVE`` hook), which only :func:`store_vote` does; SQLite has no
-    writing CTEs and no network round trips to save."""
+    """Whether :func:`storage.first_votes.store_first_vote` may try this vote: the final vote
+    of a survey that is not a 差评, on PostgreSQL. A 差评 also marks its case, starts the 整改
+    deadline and opens its 差评 item (the ``AFTER_SAVE`` hook), which only :func:`store_vote`
+    does; SQLite has no writing CTEs and no network round trips to save."""
     return vote.final and not Level(vote.level).is_bad and not ctx.db.is_sqlite
-
-
-@dataclass(frozen=True)
-class _NewRating:
-    """The rating :func:`store_first_vote` inserts, as :func:`snapshot` reads it (the values the
-    statement alone knows are laid over the snapshot in SQL)."""
-
-    project_no: str
-    level: int
-    reason_codes: str | None
-    comment_recording: str | None
-    rated_at: dt.datetime
-    id: int | None = None
-    assess_number: int = 1
-    kind: str = RatingKind.PER_CALL
-    source: str = RatingSource.KEYPAD
-    comment_text: str | None = None
-    agent_id: str | None = None
-    department_code: str | None = None
-    valid: bool = True
-    invalid_reason: str | None = None
-
-
-async def store_first_vote(
-    ctx: AppContext, call_id: int, project_no: str, vote: Vote, now: dt.datetime,
-    on_sent: Callable[[bool], None] | None = None,
-) -> int | None:
-    """:func:`store_vote`'s usual case — the call's first rating, in its final save — in ONE
-    statement in autocommit, together with the other calls voting at the same moment
-    (:func:`store_first_votes`; issue 13: the save was ~7 round trips, each a turn of a busy
-    event loop while a connection is held, and 2,000 callers pressing at once waited seconds
-    for the pool). The call becomes ``rated`` unless defaulted and gives its case, agent and
-    department as they are at that moment; the rating is inserted unless it exists; its outbox
-    entry, ready at once, carries :func:`snapshot` with the four values only the statement
-    knows laid over it. ``on_sent`` tells when the vote is in the database.
-
-    Returns the rating's id, or None when the usual case does not hold (a rating already
-    stored, the call defaulted or missing): the caller then runs :func:`store_vote`, which
-    decides against what is stored. Nothing is lost either way: the statement is atomic, and
-    its call update is one :func:`store_vote` would make too."""
-    rating = _NewRating(
-        project_no=project_no, level=int(vote.level),
-        reason_codes=",".join(vote.reason_codes) if vote.reason_codes else None,
-        comment_recording=vote.comment_recording, rated_at=vote.rated_at,
-    )
-    row = (call_id, project_no, rating.level, rating.reason_codes, rating.comment_recording,
-           vote.rated_at, json.dumps(snapshot(rating)), now)
-    batcher = ctx.db.batcher("first_votes", lambda: WriteBatcher(
-        lambda rows: store_first_votes(ctx, rows), ctx.db.slots))
-    return await batcher.submit(row, on_sent)  # type: ignore[no-any-return]
-
-
-async def store_first_votes(ctx: AppContext, rows: Sequence[tuple[Any, ...]]
-                            ) -> list[int | None]:
-    """:func:`store_first_vote` for many calls in one statement: a rating id per row, or None.
-    The same call twice: the first row votes, the second finds its rating stored."""
-    seen: set[int] = set()
-    first = []
-    for row in rows:
-        first.append(row[0] not in seen)
-        seen.add(row[0])
-    voting = [row for row, is_first in zip(rows, first, strict=True) if is_first]
-    stored = await ctx.db.fetch_direct(_first_votes_sql(), [
-        *(list(column) for column in zip(*voting, strict=True)),
-        SurveyStatus.RATED, SurveyStatus.DEFAULTED, RatingKind.PER_CALL, RatingSource.KEYPAD,
-        OutboxStatus.PENDING,
-    ])
-    ratings = {voted_call: rating_id for voted_call, rating_id, queued in stored
-               if queued is not None}
-    if ratings:
-        outbox_wake.signal_of(ctx.db).committed()
-    return [ratings.get(row[0]) if is_first else None
-            for row, is_first in zip(rows, first, strict=True)]
-
-
-@functools.cache
-def _first_votes_sql() -> str:
-    """:func:`store_first_votes`' statement: the votes as one array per column ($1–$8), the
-    status and kind values as parameters ($9–$13), so it is prepared once whatever the number
-    of votes. A writing CTE: the calls' update, the ratings' insert and the outbox entries'
-    insert commit together or not at all."""
-    return """
-WITH vote AS (
-    SELECT * FROM unnest($1::bigint[], $2::varchar[], $3::integer[], $4::varchar[],
-                         $5::varchar[], $6::timestamptz[], $7::text[], $8::timestamptz[])
-        AS vote(call_id, project_no, level, reason_codes, comment_recording, rated_at,
-                payload, now)
-), voted_call AS (
-    UPDATE calls SET survey_status = $9, updated_at = vote.now, ended_at = vote.now
-    FROM vote WHERE calls.id = vote.call_id AND calls.survey_status != $10
-    RETURNING calls.id, calls.case_number, calls.agent_id, calls.department_code
-), new_rating AS (
-    INSERT INTO ratings (project_no, assess_number, kind, source, level, reason_codes,
-                         comment_recording, rated_at, valid, created_at, updated_at, call_id,
-                         case_id, agent_id, department_code)
-    SELECT vote.project_no, 1, $11, $12, vote.level, vote.reason_codes,
-           vote.comment_recording, vote.rated_at, true, vote.now, vote.now, voted_call.id,
-           (SELECT cases.id FROM cases WHERE cases.case_number = voted_call.case_number),
-           voted_call.agent_id, voted_call.department_code
-    FROM voted_call JOIN vote ON vote.call_id = voted_call.id
-    ON CONFLICT ON CONSTRAINT uq_ratings_key DO NOTHING
-    RETURNING ratings.id, ratings.call_id, ratings.agent_id, ratings.department_code
-), queued AS (
-    INSERT INTO outbox (rating_id, project_no, assess_number, event, payload, ready_at,
-                        next_attempt_at, status, attempts, created_at)
-    SELECT new_rating.id, vote.project_no, 1, 'rating',
-           CAST(CAST(vote.payload AS jsonb) || jsonb_build_object(
-               'rating_id', new_rating.id, 'case_number', voted_call.case_number,
-               'agent_id', new_rating.agent_id, 'department_code', new_rating.department_code)
-               AS json),
-           vote.now, vote.now, $13, 0, vote.now
-    FROM new_rating JOIN voted_call ON voted_call.id = new_rating.call_id
-         JOIN vote ON vote.call_id = new_rating.call_id
-    RETURNING outbox.id, outbox.rating_id
-)
-SELECT new_rating.call_id, new_rating.id, queued.id
-FROM new_rating LEFT JOIN queued ON queued.rating_id = new_rating.id
-"""
 
 
 # ----------------------------------------------------------------------------- replay

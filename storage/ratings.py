@@ -1,5 +1,7 @@
-"""Writing ratings: the one path by which a rating enters the database, always together with
-its outbox entry in the same transaction (nothing is forwarded from memory alone).
+"""Writing ratings: the path by which a rating enters the database, always together with its
+outbox entry in the same transaction (nothing is forwarded from memory alone). The survey's
+usual first vote takes a shortcut with the same result, one statement for many calls
+(storage/first_votes.py); anything unusual comes here.
 
 A survey saves its rating after every step (level, then reason, then comment), so the outbox
 entry of a rating still being completed is *held* (``hold_until``) and refreshed in place; it

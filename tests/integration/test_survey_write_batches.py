@@ -2,7 +2,7 @@
 one statement (storage.calls.insert_new_calls, through storage.write_batch), each caller told
 whether its call is new — the rule the survey's begin depends on (a call already stored is
 decided against what is there, never surveyed twice: DOMAIN.md rule 1); and the first votes of
-calls voting together are one statement too (ivr.survey_store.store_first_votes), each rating
+calls voting together are one statement too (storage.first_votes), each rating
 with its outbox entry, exactly once (DOMAIN.md: every rating reaches the aggregation system)."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import func, select
 
 from hotline.clock import utcnow
-from ivr.survey_store import Vote, store_first_vote
 from service.context import AppContext
 from storage.calls import NEW_CALL_COLUMNS, insert_new_call, insert_new_calls
+from storage.first_votes import store_first_vote
 from storage.models import Call, OutboxEntry, Rating, SurveyStatus
 from storage.ratings import snapshot
 from tests.conftest import make_settings
@@ -90,9 +90,9 @@ async def test_calls_voting_together_are_stored_by_few_statements_each_once(
                         .values(survey_status=SurveyStatus.DEFAULTED))
     statements = counting(pg)
     now = utcnow()
-    votes = [store_first_vote(pg, call_id, f"CALL-vote.{n}", Vote(2, None, None, True, now), now)
+    votes = [store_first_vote(pg.db, call_id, f"CALL-vote.{n}", 2, None, None, now, now)
              for n, call_id in enumerate(ids)]
-    votes.append(store_first_vote(pg, ids[0], "CALL-vote.0", Vote(2, None, None, True, now), now))
+    votes.append(store_first_vote(pg.db, ids[0], "CALL-vote.0", 2, None, None, now, now))
     rating_ids = await asyncio.gather(*votes)
     assert len(statements) <= 30
     assert rating_ids[7] is None  # defaulted: the general path decides
