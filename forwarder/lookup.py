@@ -68,11 +68,11 @@ async def extras_in(
     rating_ids = {int(p["rating_id"]) for p in payloads}
     if not rating_ids:
         return {}
-    conn = await session.connection()
-    sqlite = conn.dialect.name == "sqlite"
-    rows = (await conn.exec_driver_sql(
-        _ratings_sql(sqlite, with_identity), (driver_sql.values(sorted(rating_ids), sqlite),)
-    )).all()
+    sqlite = session.bind.dialect.name == "sqlite"
+    rows = await driver_sql.rows(
+        session, _ratings_sql(sqlite, with_identity),
+        (driver_sql.values(sorted(rating_ids), sqlite),),
+    )
     by_rating = {row[0]: row for row in rows}
     # a case number is looked up only for ratings that have no linked case with a name
     named = {rid for rid, row in by_rating.items() if row[2]}
@@ -82,9 +82,9 @@ async def extras_in(
     }
     names_by_number: dict[str, str | None] = {}
     if case_numbers:
-        names_by_number = dict((await conn.exec_driver_sql(
-            _cases_sql(sqlite), (driver_sql.values(sorted(case_numbers), sqlite),)
-        )).all())  # type: ignore[arg-type]
+        names_by_number = {number: name for number, name in await driver_sql.rows(
+            session, _cases_sql(sqlite), (driver_sql.values(sorted(case_numbers), sqlite),)
+        )}
     result: dict[int, Extra] = {}
     for payload in payloads:
         rid = int(payload["rating_id"])

@@ -145,17 +145,15 @@ async def claim_in(
     """:func:`claim` in the caller's transaction (the forwarder reads what the records need
     beside them in the same one)."""
     now = now or await db_now(session)
-    conn = await session.connection()
-    sqlite = conn.dialect.name == "sqlite"
-    time = driver_sql.time_binder(conn.dialect)
-    result = await conn.exec_driver_sql(
-        _claim_sql(sqlite),
-        (worker, time(now + dt.timedelta(seconds=lease)), time(now), limit),
-    )
+    dialect = session.bind.dialect
+    time = driver_sql.time_binder(dialect)
+    found = await driver_sql.rows(session, _claim_sql(dialect.name == "sqlite"), (
+        worker, time(now + dt.timedelta(seconds=lease)), time(now), limit,
+    ))
     decode = driver_sql.json_value
     entries = [
         ClaimedEntry(i, event, decode(payload), attempts, project, assess, status, by)
-        for i, event, payload, attempts, project, assess, status, by in result.all()
+        for i, event, payload, attempts, project, assess, status, by in found
     ]
     entries.sort(key=_by_id)
     return entries
@@ -240,9 +238,8 @@ async def mark_retry(
     )
 
 
-@dataclass(frozen=True)
-class Finished:
-    """One entry's outcome for :func:`finish_many`."""
+class Finished(NamedTuple):
+    """One entry's outcome for :func:`finish_many` (a tuple: one per record sent)."""
 
     entry_id: int
     status: str  # delivered, dead, or pending (a retry)
@@ -296,10 +293,9 @@ async def finish_many(db: Database, worker: str, results: Sequence[Finished]) ->
         else:
             # locked until commit (PostgreSQL): nobody takes one over between this look and
             # the updates
-            conn = await session.connection()
-            mine = set((await conn.exec_driver_sql(
-                _held_sql(db.is_sqlite), (driver_sql.values(ids, db.is_sqlite), worker)
-            )).scalars())
+            mine = {row[0] for row in await driver_sql.rows(
+                session, _held_sql(db.is_sqlite), (driver_sql.values(ids, db.is_sqlite), worker)
+            )}
         done = [r for r in ordered if r.entry_id in mine]
         for status in (OutboxStatus.DELIVERED, OutboxStatus.DEAD, OutboxStatus.PENDING):
             rows = [r for r in done if r.status == status]
@@ -308,13 +304,12 @@ async def finish_many(db: Database, worker: str, results: Sequence[Finished]) ->
             if status == OutboxStatus.DELIVERED:
                 # the common outcome, the same values for every row: one statement, not one
                 # per row (issue 13: thousands of records a second)
-                conn = await session.connection()
-                updated = await conn.exec_driver_sql(_delivered_sql(db.is_sqlite), (
-                    driver_sql.time_binder(conn.dialect)(now),
+                updated = await driver_sql.rows(session, _delivered_sql(db.is_sqlite), (
+                    driver_sql.time_binder(session.bind.dialect)(now),
                     driver_sql.values([r.entry_id for r in rows], db.is_sqlite),
                     worker,
                 ))
-                kept.update(updated.scalars())
+                kept.update(row[0] for row in updated)
                 continue
             values: dict[str, Any] = {
                 "status": status,
