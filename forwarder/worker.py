@@ -334,7 +334,7 @@ class Forwarder:
                     if params is not None and not params.done():
                         # the envelope is awaited before a place among the requests in
                         # flight is taken: a record waiting for its encryption holds none
-                        with contextlib.suppress(Exception):  # seen again in prepare()
+                        with contextlib.suppress(Exception):  # seen again in _envelope()
                             await params
                     async with gate:
                         try:
@@ -452,7 +452,9 @@ class Forwarder:
         if breaker.wait(loop.time()) > 0:
             return None  # the endpoint is failing: not even the cost of building
         try:
-            request = await self.prepare(entry, work, key)
+            # JSON+HMAC is built right here; an SM2 envelope waits for its ciphertext
+            request = (self._build(entry, work, key) if self.envelopes is None
+                       else await self._envelope(entry, work, key))
         except EnvelopeProcessDied:
             work.envelopes_lost = True
             return None
@@ -495,12 +497,16 @@ class Forwarder:
             log.info("endpoint answers again: sending resumed",
                      extra={"endpoint": endpoint_of(url)})
 
-    async def prepare(self, entry: outbox.Claimed, work: _Batch, key: str) -> transport.Request:
-        """The signed request for one entry (``key``: its idempotency key)."""
-        if self.envelopes is None:
-            return transport.build(
-                self._record_of(entry, work.extra(entry)), key, self.profile, self.secrets
-            )
+    def _build(self, entry: outbox.Claimed, work: _Batch, key: str) -> transport.Request:
+        """The signed JSON request for one entry (``key``: its idempotency key)."""
+        return transport.build(
+            self._record_of(entry, work.extra(entry)), key, self.profile, self.secrets
+        )
+
+    async def _envelope(self, entry: outbox.Claimed, work: _Batch, key: str) -> transport.Request:
+        """The SM2 envelope request for one entry, its ciphertext made in the envelope
+        process (:meth:`_encrypt`)."""
+        assert self.envelopes is not None
         failed = work.unbuildable.get(entry.id)
         if failed is not None:
             raise failed
