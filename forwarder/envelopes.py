@@ -25,6 +25,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -56,13 +57,23 @@ _WARM_CPU = 0.0  # this process's CPU when it was ready: start-up is not per-rec
 def _start(cfg: TransportConfig, secrets: transport.Secrets) -> None:
     """The process's (or the thread's) set-up: the keys, and the point tables built once."""
     global _CFG, _SECRETS, _WARM_CPU
-    if multiprocessing.parent_process() is not None:
+    parent = multiprocessing.parent_process()
+    if parent is not None:
         # a Ctrl-C on the terminal reaches the whole process group: the forwarder stops this
-        # process itself (and a process whose forwarder died ends with its pipe)
+        # process itself
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # and a forwarder killed outright (SIGKILL, out of memory) cannot: this process would
+        # wait for work forever (it holds its own queue's other end), so it ends with it
+        threading.Thread(target=_end_with, args=(parent,), daemon=True,
+                         name="hotline-sm2-parent").start()
     _CFG, _SECRETS = cfg, secrets
     sm2.warm(secrets.sm2_receiver_public_key)
     _WARM_CPU = time.process_time()
+
+
+def _end_with(parent: multiprocessing.process.BaseProcess) -> None:
+    parent.join()  # returns when the parent process has ended
+    os._exit(0)
 
 
 def _report(value: T) -> tuple[int, float, T]:

@@ -10,6 +10,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,6 +88,67 @@ async def test_a_killed_envelope_process_fails_what_it_had_and_the_next_call_sta
     finally:
         await envelopes.close()
     assert _envelope_processes() == []  # closed: nothing left running
+
+
+_HOLDER = """
+import asyncio, multiprocessing, os, sys
+from forwarder import sm2, transport
+from forwarder.envelopes import Envelopes
+from forwarder.profile import TransportConfig
+
+async def main():
+    private, _ = sm2.generate_keypair()
+    _, public = sm2.generate_keypair()
+    secrets = transport.Secrets(app_mark="m", app_word="w", sm2_private_key=private,
+                                sm2_receiver_public_key=public)
+    envelopes = Envelopes(TransportConfig(kind="sm2_envelope"), secrets, 1)
+    await envelopes.start()
+    with open(sys.argv[1] + ".tmp", "w") as out:
+        print(*(p.pid for p in multiprocessing.active_children()), file=out)
+    os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+    await asyncio.sleep(600)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+async def test_the_envelope_process_ends_with_a_forwarder_killed_outright(
+    tmp_path: Path,
+) -> None:
+    """A forwarder killed by SIGKILL (or the OOM killer) cannot stop its envelope process,
+    which would otherwise wait for work forever; it notices and ends."""
+    script = tmp_path / "holder.py"
+    script.write_text(_HOLDER, encoding="utf-8")
+    pids = tmp_path / "pids"
+    # no pipes: the envelope process inherits the holder's descriptors
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), str(pids),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    for _ in range(600):
+        if pids.exists():
+            break
+        await asyncio.sleep(0.1)
+    [child] = [int(pid) for pid in pids.read_text().split()]
+    assert not _gone(child)
+    holder.kill()
+    await holder.wait()
+    for _ in range(100):
+        if _gone(child):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the envelope process outlived its forwarder")
 
 
 @pytest.fixture
