@@ -54,11 +54,11 @@ _SECRETS: transport.Secrets | None = None
 _WARM_CPU = 0.0  # this process's CPU when it was ready: start-up is not per-record work
 
 
-def _start(cfg: TransportConfig, secrets: transport.Secrets) -> None:
+def _start(cfg: TransportConfig, secrets: transport.Secrets, own_process: bool) -> None:
     """The process's (or the thread's) set-up: the keys, and the point tables built once."""
     global _CFG, _SECRETS, _WARM_CPU
     parent = multiprocessing.parent_process()
-    if parent is not None:
+    if own_process and parent is not None:
         # a Ctrl-C on the terminal reaches the whole process group: the forwarder stops this
         # process itself
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -136,11 +136,11 @@ class Envelopes:
             if self.processes:
                 self._executor = ProcessPoolExecutor(
                     max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start, initargs=(self.cfg, self.secrets),
+                    initializer=_start, initargs=(self.cfg, self.secrets, True),
                 )
             else:
                 thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotline-sm2")
-                thread.submit(_start, self.cfg, self.secrets)
+                thread.submit(_start, self.cfg, self.secrets, False)
                 self._executor = thread
         return self._executor
 
