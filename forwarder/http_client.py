@@ -28,6 +28,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 #: the status line and headers together; a longer head is not a receiver's answer
@@ -77,6 +78,11 @@ class Headers(Mapping[str, str]):
     def __getitem__(self, name: str) -> str:
         return self._items[name.lower()][1]
 
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        # Mapping.get goes through __getitem__ and a KeyError for every missing header
+        found = self._items.get(name.lower())
+        return default if found is None else found[1]
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._items
 
@@ -90,8 +96,7 @@ class Headers(Mapping[str, str]):
         return f"Headers({dict(self.items())!r})"
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     status: int
     reason: str
     headers: Headers
@@ -100,7 +105,7 @@ class Response:
     def text(self) -> str:
         """The body as text: the charset the answer names, else UTF-8; bad bytes replaced."""
         charset = "utf-8"
-        for part in self.headers.get("Content-Type", "").split(";")[1:]:
+        for part in (self.headers.get("Content-Type") or "").split(";")[1:]:
             name, _, value = part.strip().partition("=")
             if name.lower() == "charset" and value:
                 charset = value.strip('"')
@@ -145,7 +150,7 @@ class ResponseParser:
     def response(self) -> Response:
         assert self.done, "the answer is not complete"
         body = b"".join(self._body)
-        encoding = self.headers.get("Content-Encoding", "").strip().lower()
+        encoding = (self.headers.get("Content-Encoding") or "").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate") and body:
             body = _decompress(body, encoding)
         return Response(self.status, self.reason, self.headers, body)
@@ -331,7 +336,10 @@ class ResponseParser:
             self.status, self.reason, self.headers, self._header_count = 0, "", Headers(), 0
             self.state = _STATUS
             return
-        tokens = {t.strip().lower() for t in headers.get("Connection", "").split(",")}
+        connection = headers.get("Connection")
+        tokens = (
+            {t.strip().lower() for t in connection.split(",")} if connection else set()
+        )
         if self.version == "HTTP/1.0":
             self.keep_alive = "keep-alive" in tokens
         else:
@@ -418,17 +426,55 @@ def endpoint_and_target(url: str) -> tuple[Endpoint, str]:
 def request_head(endpoint: Endpoint, target: str, headers: Mapping[str, str],
                  length: int) -> bytes:
     """The bytes of a POST's request line and headers."""
-    lines = [f"POST {target} HTTP/1.1", f"Host: {endpoint.host_header}",
-             f"Content-Length: {length}", "User-Agent: hotline-forwarder"]
+    start, after_length = _head_frame(endpoint, target)
+    return _head(start, after_length, headers, length)
+
+
+def _head_frame(endpoint: Endpoint, target: str) -> tuple[str, str]:
+    """A request head's text before and after the Content-Length value: the same for every
+    request to a URL (issue 13: made once per URL, not per request)."""
+    after = "\r\nUser-Agent: hotline-forwarder\r\n"
     if endpoint.authorization:
-        lines.append(f"Authorization: {endpoint.authorization}")
-    for name, value in headers.items():
-        # a CR or LF would start a header (or a request) of its own
-        if "\r" in name or "\n" in name or "\r" in value or "\n" in value or ":" in name:
-            raise HttpError(f"header {name[:40]!r} has a line break or a colon in its name")
-        lines.append(f"{name}: {value}")
-    lines.append("\r\n")
-    return "\r\n".join(lines).encode("latin-1", errors="strict")
+        after += f"Authorization: {endpoint.authorization}\r\n"
+    return f"POST {target} HTTP/1.1\r\nHost: {endpoint.host_header}\r\nContent-Length: ", after
+
+
+def _head(start: str, after_length: str, headers: Mapping[str, str], length: int) -> bytes:
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    # a CR or LF in a name or a value would start a header (or a request) of its own: the
+    # text has exactly one of each per header, or it is refused
+    count = len(headers)
+    if fields.count("\n") != count or fields.count("\r") != count or not _names_ok(headers):
+        bad = next((n for n, v in headers.items()
+                    if "\r" in n or "\n" in n or "\r" in v or "\n" in v or ":" in n), "")
+        raise HttpError(f"header {bad[:40]!r} has a line break or a colon in its name")
+    return f"{start}{length}{after_length}{fields}\r\n".encode("latin-1", errors="strict")
+
+
+#: header names already found good (a profile sends the same few on every request)
+_GOOD_NAMES: set[str] = set()
+
+
+def _names_ok(headers: Mapping[str, str]) -> bool:
+    for name in headers:
+        if name not in _GOOD_NAMES:
+            if ":" in name or not name:
+                return False
+            if len(_GOOD_NAMES) < 256:
+                _GOOD_NAMES.add(name)
+    return True
+
+
+class _Route:
+    """What a request to one URL needs, worked out once: where it goes, its head's fixed
+    text, and the idle connections of its endpoint (shared by the endpoint's URLs)."""
+
+    __slots__ = ("after_length", "endpoint", "idle", "start")
+
+    def __init__(self, endpoint: Endpoint, target: str, idle: deque[_Connection]) -> None:
+        self.endpoint = endpoint
+        self.start, self.after_length = _head_frame(endpoint, target)
+        self.idle = idle
 
 
 class _Connection(asyncio.Protocol):
@@ -542,7 +588,7 @@ class HttpClient:
         self.idle_seconds = idle_seconds
         self._ssl = ssl_context
         self._idle: dict[Endpoint, deque[_Connection]] = {}
-        self._targets: dict[str, tuple[Endpoint, str]] = {}
+        self._routes: dict[str, _Route] = {}
         self._open: set[_Connection] = set()
 
     async def __aenter__(self) -> HttpClient:
@@ -555,48 +601,55 @@ class HttpClient:
         for conn in list(self._open):
             conn.close()
         self._open.clear()
+        for idle in self._idle.values():
+            idle.clear()  # the routes hold them too
         self._idle.clear()
+        self._routes.clear()
 
-    def _where(self, url: str) -> tuple[Endpoint, str]:
-        found = self._targets.get(url)
+    def _route(self, url: str) -> _Route:
+        found = self._routes.get(url)
         if found is None:
-            found = endpoint_and_target(url)
-            if len(self._targets) < 64:  # a profile has a handful of URLs
-                self._targets[url] = found
+            endpoint, target = endpoint_and_target(url)
+            found = _Route(endpoint, target, self._idle.setdefault(endpoint, deque()))
+            if len(self._routes) < 64:  # a profile has a handful of URLs
+                self._routes[url] = found
         return found
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
         """The answer to one POST (any status: redirects are not followed). Raises
         TimeoutError past the timeout, HttpError or OSError (ssl.SSLError included) when
         there is no answer."""
-        endpoint, target = self._where(url)
-        data = request_head(endpoint, target, headers, len(body)) + body
+        route = self._routes.get(url) or self._route(url)
+        data = _head(route.start, route.after_length, headers, len(body)) + body
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        conn = self._idle_connection(endpoint, loop.time())
+        now = loop.time()
+        deadline = now + self.timeout
+        conn = self._idle_connection(route.idle, now)
         if conn is not None:
             try:
-                return await self._exchange(endpoint, conn, data, deadline)
+                response = await conn.exchange(data, deadline)
             except ConnectionClosed as exc:
+                self._open.discard(conn)  # closed by exchange(): never reused
                 if exc.answered:
                     raise
                 # closed by the server while idle, before it read this request: once more
                 # on a fresh connection (nothing of an answer came, so nothing is lost)
-        conn = await self._connect(endpoint, deadline)
-        return await self._exchange(endpoint, conn, data, deadline)
-
-    async def _exchange(self, endpoint: Endpoint, conn: _Connection, data: bytes,
-                        deadline: float) -> Response:
+            except BaseException:
+                self._open.discard(conn)
+                raise
+            else:
+                self._release(route.idle, conn, loop.time())
+                return response
+        conn = await self._connect(route.endpoint, deadline)
         try:
             response = await conn.exchange(data, deadline)
         except BaseException:
-            self._open.discard(conn)  # closed by exchange(): never reused
+            self._open.discard(conn)
             raise
-        self._release(endpoint, conn, asyncio.get_running_loop().time())
+        self._release(route.idle, conn, loop.time())
         return response
 
-    def _idle_connection(self, endpoint: Endpoint, now: float) -> _Connection | None:
-        idle = self._idle.get(endpoint)
+    def _idle_connection(self, idle: deque[_Connection], now: float) -> _Connection | None:
         while idle:
             conn = idle.pop()  # the most recently used: the least likely to be stale
             transport = conn.transport
@@ -623,11 +676,10 @@ class HttpClient:
         self._open.add(conn)
         return conn
 
-    def _release(self, endpoint: Endpoint, conn: _Connection, now: float) -> None:
+    def _release(self, idle: deque[_Connection], conn: _Connection, now: float) -> None:
         if conn.closed:
             self._open.discard(conn)
             return
-        idle = self._idle.setdefault(endpoint, deque())
         if len(idle) >= self.limit:
             conn.close()
             self._open.discard(conn)

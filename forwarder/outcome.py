@@ -46,6 +46,15 @@ class Dead:
 
 Outcome = Delivered | Retry | Dead
 
+#: the one acknowledgement (it has no fields: not a new object per record)
+DELIVERED = Delivered()
+
+
+def acknowledged_by_status(status: int, cfg: ResponseConfig) -> bool:
+    """A 2xx is the acknowledgement, whatever the body says, when the profile expects no
+    code in it: the body need not even be decoded (issue 13: thousands a second)."""
+    return 200 <= status < 300 and not cfg.code_field
+
 
 def _dig(data: Any, path: str) -> Any:
     for part in path.split("."):
@@ -124,22 +133,23 @@ def classify(
     cfg: ResponseConfig,
     retry_after_cap: float | None = None,
 ) -> Outcome:
-    if 200 <= status < 300 and not cfg.code_field:
+    if acknowledged_by_status(status, cfg):
         # the acknowledgement, whatever the body says (a "duplicate" one too): not parsed,
         # at thousands of answers a second (issue 13)
-        return Delivered()
+        return DELIVERED
     code, message, readable = _code_and_message(body, cfg)
+    ok = 200 <= status < 300
+    if ok and code is not None and code in cfg.ok_codes:
+        return DELIVERED  # the usual answer: no need to look for a duplicate's words
     if _is_duplicate(status, code, message, cfg):
-        return Delivered()
-    if 200 <= status < 300:
-        if not cfg.code_field:
-            return Delivered()
+        return DELIVERED
+    if ok:
         if not readable:
             # no readable code: not an acknowledgement, but nothing says the record is bad
             return Retry(_reason(status, "answer without a readable code: " + body, cfg))
         code = code or ""
         if code in cfg.ok_codes:
-            return Delivered()
+            return DELIVERED
         if code in cfg.retry_codes:
             return Retry(_reason(status, body, cfg))
         return Dead(_reason(status, body, cfg) + f" (code {code})")

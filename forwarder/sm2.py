@@ -22,6 +22,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -173,23 +174,55 @@ def encrypt(plain: bytes, public_key: str, fmt: CipherFormat = CipherFormat()) -
     receiver = _receiver_point(public_key)
     for _ in range(8):
         k = int(_scalar(), 16)
-        c1 = sm2_curve.multiply(k, sm2_curve.G)
-        shared = sm2_curve.multiply(k, receiver)
-        if c1 is None or shared is None:  # pragma: no cover - k·Q at infinity, ~2^-256
-            continue
-        x2 = shared[0].to_bytes(32, "big")
-        y2 = shared[1].to_bytes(32, "big")
-        t = _kdf(x2 + y2, len(plain))
-        if not any(t):  # the KDF gave all zeros: choose another k (standard, step A5)
-            continue
-        # one big-integer XOR, not a Python loop over the bytes
-        c2 = (int.from_bytes(plain, "big") ^ int.from_bytes(t, "big")).to_bytes(len(plain), "big")
-        c3 = _sm3(x2 + plain + y2)
-        c1_bytes = c1[0].to_bytes(32, "big") + c1[1].to_bytes(32, "big")
-        body = c1_bytes + (c3 + c2 if fmt.mode == "C1C3C2" else c2 + c3)
-        raw = (b"\x04" if fmt.c1_prefix else b"") + body
-        return _encode(raw, fmt.encoding)
+        found = _ciphertext(
+            plain, sm2_curve.multiply(k, sm2_curve.G), sm2_curve.multiply(k, receiver), fmt
+        )
+        if found is not None:
+            return found
     raise Sm2Error("could not encrypt")  # pragma: no cover
+
+
+def encrypt_many(
+    plains: Sequence[bytes], public_key: str, fmt: CipherFormat = CipherFormat()
+) -> list[str]:
+    """:func:`encrypt` of each plaintext, the point multiplications of all of them done
+    together (sm2_curve.multiply_many: about half the time each)."""
+    if not all(plains):
+        raise Sm2Error("nothing to encrypt")
+    receiver = _receiver_point(public_key)
+    ks = [int(_scalar(), 16) for _ in plains]
+    products = sm2_curve.multiply_many(
+        [(k, sm2_curve.G) for k in ks] + [(k, receiver) for k in ks]
+    )
+    n = len(plains)
+    out = []
+    for i, plain in enumerate(plains):
+        found = _ciphertext(plain, products[i], products[n + i], fmt)
+        # a k to draw again (the KDF gave zeros, ~2^-256): this one alone
+        out.append(found if found is not None else encrypt(plain, public_key, fmt))
+    return out
+
+
+def _ciphertext(
+    plain: bytes, c1: sm2_curve.Affine | None, shared: sm2_curve.Affine | None,
+    fmt: CipherFormat,
+) -> str | None:
+    """The ciphertext of ``plain`` for C1 = k·G and the shared point k·Q; None when this k
+    cannot be used (the standard's steps A4 and A5: choose another)."""
+    if c1 is None or shared is None:  # pragma: no cover - k·Q at infinity, ~2^-256
+        return None
+    x2 = shared[0].to_bytes(32, "big")
+    y2 = shared[1].to_bytes(32, "big")
+    t = _kdf(x2 + y2, len(plain))
+    if not any(t):  # pragma: no cover - the KDF gave all zeros, ~2^-256
+        return None
+    # one big-integer XOR, not a Python loop over the bytes
+    c2 = (int.from_bytes(plain, "big") ^ int.from_bytes(t, "big")).to_bytes(len(plain), "big")
+    c3 = _sm3(x2 + plain + y2)
+    c1_bytes = c1[0].to_bytes(32, "big") + c1[1].to_bytes(32, "big")
+    body = c1_bytes + (c3 + c2 if fmt.mode == "C1C3C2" else c2 + c3)
+    raw = (b"\x04" if fmt.c1_prefix else b"") + body
+    return _encode(raw, fmt.encoding)
 
 
 def decrypt(cipher: str, private_key: str, fmt: CipherFormat = CipherFormat()) -> bytes:

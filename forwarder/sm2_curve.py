@@ -14,6 +14,7 @@ timing observer is not in the threat model; the private key is never multiplied 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF
@@ -134,6 +135,78 @@ def multiply(k: int, point: Affine) -> Affine | None:
             if q is not None:
                 acc = _add_affine(acc, q)
     return _affine(acc)
+
+
+def _add_exactly(p: Affine, q: Affine) -> Affine | None:
+    """p + q for two affine points of the same x (the one case the shared inversion of
+    :func:`multiply_many` cannot take): 2p, or the infinity."""
+    return _affine(_add_affine((p[0], p[1], 1), q))
+
+
+def multiply_many(jobs: Sequence[tuple[int, Affine]]) -> list[Affine | None]:
+    """``k · point`` for each ``(k, point)`` (0 < k < N), as :func:`multiply` gives them, for
+    many at once (issue 13: an envelope needs k·G and k·Q, and a batch has dozens).
+
+    The jobs advance window by window together, in affine coordinates: an addition is then
+    λ = (y2 − y1) / (x2 − x1) and three multiplications, and the one costly step, the
+    inversion, is shared by every job of the window (Montgomery's trick: three
+    multiplications each and one inversion for all). About 6 multiplications an addition
+    instead of the mixed Jacobian addition's 11, and no conversion at the end: in pure
+    Python, about half the time of :func:`multiply` per product."""
+    n = len(jobs)
+    rows = [_table(point) for _, point in jobs]
+    digits = [k.to_bytes(WINDOWS, "little") for k, _ in jobs]  # 8-bit windows: its bytes
+    xs = [0] * n
+    ys = [0] * n
+    started = [False] * n  # False: the product so far is the infinity
+    for i in range(WINDOWS):
+        # the jobs adding a point in this window, and the points they add
+        idx: list[int] = []
+        qx: list[int] = []
+        qy: list[int] = []
+        for j in range(n):
+            d = digits[j][i]
+            if not d:
+                continue
+            q = rows[j][i][d]
+            if q is None:  # pragma: no cover - a multiple of a point of small order
+                continue
+            if not started[j]:
+                xs[j], ys[j] = q
+                started[j] = True
+            elif q[0] == xs[j]:  # pragma: no cover
+                # the sum so far is ±q: impossible for 0 < k < N (the part of k below window
+                # i is less than 256^i), kept so that the result never depends on it
+                both = _add_exactly((xs[j], ys[j]), q)
+                if both is None:
+                    started[j] = False
+                else:
+                    xs[j], ys[j] = both
+            else:
+                idx.append(j)
+                qx.append(q[0])
+                qy.append(q[1])
+        m = len(idx)
+        if not m:
+            continue
+        # prefix[t] = the product of the first t denominators; one inversion of them all
+        prefix = [0] * m
+        acc = 1
+        for t in range(m):
+            prefix[t] = acc
+            acc = acc * (qx[t] - xs[idx[t]]) % P
+        inv = pow(acc, -1, P)
+        for t in range(m - 1, -1, -1):
+            j = idx[t]
+            x1 = xs[j]
+            x2 = qx[t]
+            h_inv = inv * prefix[t] % P  # 1 / (x2 − x1)
+            inv = inv * (x2 - x1) % P  # 1 / (the product of the first t)
+            lam = (qy[t] - ys[j]) * h_inv % P
+            x3 = (lam * lam - x1 - x2) % P
+            ys[j] = (lam * (x1 - x3) - ys[j]) % P
+            xs[j] = x3
+    return [(xs[j], ys[j]) if started[j] else None for j in range(n)]
 
 
 G: Affine = (GX, GY)

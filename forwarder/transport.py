@@ -9,7 +9,7 @@ import math
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from hotline.settings import Settings
 from hotline.signing import hmac_sha256
@@ -40,8 +40,7 @@ class Secrets:
         return "Secrets(***)"
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):  # one per record sent: a tuple is the cheapest to make
     body: bytes
     headers: dict[str, str]
 
@@ -107,35 +106,91 @@ def _envelope_signature(
     return sm2.sign(envelope_sign_input(ts, app_mark, app_word), private_key, fmt)
 
 
-def build(
-    record: dict[str, Any], key: str, profile: Profile, secrets: Secrets, now: float | None = None
-) -> Request:
-    """The request for one record. CPU-heavy for SM2 (pure Python): call it in a thread."""
-    cfg = profile.transport
-    ts = timestamp(cfg, now)
+def envelope_time(cfg: TransportConfig, now: float | None = None) -> str:
+    """The envelope's time: whole seconds, so that one signature serves every envelope of
+    the same second (the signature covers time + appMark + appWord only, not the record)."""
+    return timestamp(cfg, math.floor(time.time() if now is None else now))
+
+
+def envelope_signature(ts: str, cfg: TransportConfig, secrets: Secrets) -> str:
+    """The signature of the envelopes of time ``ts`` (SM2 signing: milliseconds of pure
+    Python, made once per second and kept)."""
+    return _envelope_signature(
+        ts, secrets.app_mark, secrets.app_word, secrets.sm2_private_key, _sign_format(cfg)
+    )
+
+
+def envelope_params(plain: bytes, cfg: TransportConfig, secrets: Secrets) -> str:
+    """The record's JSON ``plain`` encrypted to the province's key: the envelope's costly
+    part (two point multiplications in pure Python), and independent of the time."""
+    return sm2.encrypt(plain, secrets.sm2_receiver_public_key, _cipher_format(cfg))
+
+
+def envelope_params_many(
+    plains: list[bytes], cfg: TransportConfig, secrets: Secrets
+) -> list[str]:
+    """:func:`envelope_params` of many records, their point arithmetic done together."""
+    return sm2.encrypt_many(plains, secrets.sm2_receiver_public_key, _cipher_format(cfg))
+
+
+def headers_for(cfg: TransportConfig, key: str) -> dict[str, str]:
     headers = {"Content-Type": "application/json; charset=utf-8"}
     if cfg.idempotency_header:
         headers[cfg.idempotency_header] = key
+    return headers
+
+
+@lru_cache(maxsize=8)
+def _envelope_frame(
+    app_mark_name: str, time_name: str, sign_name: str, params_name: str, app_mark: str
+) -> tuple[str, str, str, str]:
+    """The envelope's JSON around its time, signature and params, in :func:`dumps`'s form:
+    ``{"appMark":"…","time":"`` + time + ``","sign":"`` + sign + ``","params":"`` + params
+    + ``"}``."""
+    def key(name: str) -> str:
+        return _ENCODER.encode(name)
+
+    return (
+        f"{{{key(app_mark_name)}:{_ENCODER.encode(app_mark)},{key(time_name)}:\"",
+        f"\",{key(sign_name)}:\"",
+        f"\",{key(params_name)}:\"",
+        "\"}",
+    )
+
+
+def envelope_request(
+    key: str, ts: str, signature: str, params: str, cfg: TransportConfig, secrets: Secrets
+) -> Request:
+    """The request of one envelope, from its parts. The body is the JSON of
+    ``{appMark, time, sign, params}`` put together from text, not encoded field by field
+    (issue 13: the JSON encoder scanned the long ciphertext for characters to escape; the
+    time is digits, the signature and the ciphertext hex or base64, none of which JSON
+    escapes)."""
+    names = cfg.envelope_fields
+    head, after_time, after_sign, tail = _envelope_frame(
+        names["app_mark"], names["time"], names["sign"], names["params"], secrets.app_mark
+    )
+    body = f"{head}{ts}{after_time}{signature}{after_sign}{params}{tail}".encode()
+    return Request(body=body, headers=headers_for(cfg, key))
+
+
+def build(
+    record: dict[str, Any], key: str, profile: Profile, secrets: Secrets, now: float | None = None
+) -> Request:
+    """The request for one record. CPU-heavy for SM2 (pure Python): the forwarder builds
+    envelopes off its event loop (forwarder.envelopes)."""
+    cfg = profile.transport
     if cfg.kind == "json_hmac":
+        ts = timestamp(cfg, now)
+        headers = headers_for(cfg, key)
         body = dumps(record)
         headers[cfg.timestamp_header] = ts
         headers[cfg.signature_header] = hmac_signature(secrets.hmac_secret, ts, body, cfg)
         if cfg.app_id_header:
             headers[cfg.app_id_header] = secrets.app_mark
         return Request(body=body, headers=headers)
-    names = cfg.envelope_fields
-    # the signature covers time + appMark + appWord only, not the record: one signature
-    # serves every envelope of the same time. The time is therefore whole seconds (at most
-    # a second old), and SM2 signing (gmssl, milliseconds) happens about once a second.
-    ts = timestamp(cfg, math.floor(time.time() if now is None else now))
-    envelope = {
-        names["app_mark"]: secrets.app_mark,
-        names["time"]: ts,
-        names["sign"]: _envelope_signature(
-            ts, secrets.app_mark, secrets.app_word, secrets.sm2_private_key, _sign_format(cfg)
-        ),
-        names["params"]: sm2.encrypt(
-            dumps(record), secrets.sm2_receiver_public_key, _cipher_format(cfg)
-        ),
-    }
-    return Request(body=dumps(envelope), headers=headers)
+    ts = envelope_time(cfg, now)
+    return envelope_request(
+        key, ts, envelope_signature(ts, cfg, secrets),
+        envelope_params(dumps(record), cfg, secrets), cfg, secrets,
+    )

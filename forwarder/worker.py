@@ -36,8 +36,8 @@ import secrets as pysecrets
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -47,10 +47,20 @@ from service.context import AppContext
 from storage import outbox, outbox_wake
 from storage.models import OutboxStatus
 
-from . import lookup, sm2, transport
+from . import lookup, transport
 from .breaker import Breaker, Change, State
+from .envelopes import EnvelopeProcessDied, Envelopes
 from .http_client import HttpClient, HttpError
-from .outcome import Dead, Delivered, Outcome, Retry, backoff, classify
+from .outcome import (
+    DELIVERED,
+    Dead,
+    Delivered,
+    Outcome,
+    Retry,
+    acknowledged_by_status,
+    backoff,
+    classify,
+)
 from .profile import Profile, ProfileError
 from .profile import load as load_profile
 from .record import Extra, build_record, idempotency_key
@@ -88,11 +98,39 @@ class _Lease:
         return entry_id in self.held and now + seconds + LEASE_MARGIN < self.deadline
 
 
-@dataclass(frozen=True)
-class _Result:
+class _Result(NamedTuple):
     entry: outbox.Claimed
     key: str
     outcome: Outcome
+
+
+@dataclass
+class _Batch:
+    """One claimed batch while it is worked on."""
+
+    lease: _Lease
+    extras: dict[int, Extra]
+    #: SM2: each entry's envelope params, being made off the loop (forwarder.envelopes)
+    params: dict[int, asyncio.Future[str]] = field(default_factory=dict)
+    #: SM2: entries whose record could not be built, and why
+    unbuildable: dict[int, Exception] = field(default_factory=dict)
+    #: the envelope process died: some entries were not sent
+    envelopes_lost: bool = False
+
+    def extra(self, entry: outbox.Claimed) -> Extra:
+        return self.extras.get(entry.payload["rating_id"], _NO_EXTRA)
+
+    def settle(self) -> None:
+        """Envelopes no longer needed are not made; a failure nobody read is not logged as
+        one ("exception was never retrieved")."""
+        for future in self.params.values():
+            if not future.done():
+                future.cancel()
+            elif not future.cancelled():
+                future.exception()
+
+
+_NO_EXTRA = Extra()
 
 
 class Forwarder:
@@ -113,6 +151,7 @@ class Forwarder:
         self.rng = rng or random.Random()
         self._breakers: dict[str, Breaker] = {}
         self._redirects_logged: set[str] = set()
+        self._urls: dict[str, str] = {}  # by event (url_for)
         self._http: HttpClient | None = None
         # requests in flight, across lanes: never more than the connection pool holds, or a
         # request would spend its timeout waiting for a connection
@@ -120,6 +159,10 @@ class Forwarder:
         # SQLite has one writer at a time and makes the others sleep in its busy handler (up
         # to 100 ms a try): the lanes take turns here instead (issue 13, throughput)
         self._sqlite_writes = asyncio.Lock() if ctx.db.is_sqlite else None
+        self.envelopes = (
+            Envelopes(profile.transport, secrets, ctx.settings.forwarder_sm2_processes)
+            if profile.transport.kind == "sm2_envelope" else None
+        )
 
     @classmethod
     def from_context(cls, ctx: AppContext, **kwargs: object) -> Forwarder:
@@ -137,8 +180,6 @@ class Forwarder:
             raise ProfileError(
                 "forwarder_lease_seconds must be at least 2 × forwarder_request_timeout + 1"
             )
-        if profile.transport.kind == "sm2_envelope":
-            sm2.warm(secrets.sm2_receiver_public_key)
         return cls(ctx, profile, secrets, **kwargs)  # type: ignore[arg-type]
 
     def breaker(self, url: str) -> Breaker:
@@ -164,7 +205,24 @@ class Forwarder:
         return self._sqlite_writes
 
     # ------------------------------------------------------------------ the loop
+    async def start(self) -> None:
+        """What must be ready before the first batch: the SM2 envelope process (its imports
+        and point tables, about a second). :meth:`run` does it; a caller may do it before."""
+        if self.envelopes is not None:
+            await self.envelopes.start()
+
     async def run(self, stopping: asyncio.Event) -> None:
+        try:
+            try:
+                await self.start()
+            except EnvelopeProcessDied:
+                pass  # said by forwarder.envelopes; the first batch starts another process
+            await self._run(stopping)
+        finally:
+            if self.envelopes is not None:
+                await self.envelopes.close()
+
+    async def _run(self, stopping: asyncio.Event) -> None:
         log.info("forwarder started", extra={
             "worker": self.name, "profile": self.profile.name,
             "transport": self.profile.transport.kind,
@@ -201,6 +259,11 @@ class Forwarder:
                 errors += 1
                 log.warning("outbox unavailable, retrying",
                             extra={"error": redact(str(exc))[:300], "failures": errors})
+                sent = 0
+            except EnvelopeProcessDied:
+                # said once by forwarder.envelopes; the batch's unsent entries are back in
+                # the outbox, and the next batch starts a new process
+                errors += 1
                 sent = 0
             except Exception:
                 # a bug or the unforeseen: never the end of the worker (nor of `hotline
@@ -252,31 +315,30 @@ class Forwarder:
         limit = settings.forwarder_batch_size if main.state == State.CLOSED else 1
         asked = loop.time()
         async with self._writes():
-            batch = await outbox.claim(
-                self.ctx.db, self.name, limit, settings.forwarder_lease_seconds
-            )
+            batch, extras = await self._claim(limit)
         if not batch:
             return 0
-        lease = _Lease(batch, asked + settings.forwarder_lease_seconds)
-        heartbeat = asyncio.create_task(self._heartbeat(lease))
+        work = _Batch(_Lease(batch, asked + settings.forwarder_lease_seconds), extras)
+        heartbeat = asyncio.create_task(self._heartbeat(work.lease))
         unsent: list[int] = []
         results: list[_Result] = []
         try:
-            extras = await lookup.extras(
-                self.ctx.db, self.ctx.vault, (e.payload for e in batch),
-                with_identity=self.profile.needs_evaluator,
-            )
+            if self.envelopes is not None:
+                self._encrypt(batch, work)
             gate = self._gate
             entries = iter(batch)  # shared: each entry is taken by one sender
 
             async def sender() -> None:
                 for entry in entries:
+                    params = work.params.get(entry.id)
+                    if params is not None and not params.done():
+                        # the envelope is awaited before a place among the requests in
+                        # flight is taken: a record waiting for its encryption holds none
+                        with contextlib.suppress(Exception):  # seen again in _envelope()
+                            await params
                     async with gate:
                         try:
-                            result = await self._deliver(
-                                entry, extras.get(entry.payload["rating_id"], Extra()), lease,
-                                stopping,
-                            )
+                            result = await self._deliver(entry, work, stopping)
                         except Exception:  # one record's bug must not sink the batch
                             log.exception("cannot send the record; its lease will run out",
                                           extra={"outbox_id": entry.id})
@@ -291,6 +353,7 @@ class Forwarder:
             senders = min(settings.forwarder_concurrency, len(batch))
             await asyncio.gather(*(sender() for _ in range(senders)))
         finally:
+            work.settle()
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -299,7 +362,49 @@ class Forwarder:
             # never sent: back to pending without counting an attempt
             async with self._writes():
                 await outbox.release(self.ctx.db, self.name, unsent)
+        if work.envelopes_lost:
+            raise EnvelopeProcessDied("the SM2 envelope process died during a batch")
         return len(batch)
+
+    def _encrypt(self, batch: list[outbox.ClaimedEntry], work: _Batch) -> None:
+        """SM2: every record of the batch built now and its encryption started off the loop
+        (forwarder.envelopes), so that it is ready, or nearly, when its turn to be sent
+        comes."""
+        assert self.envelopes is not None
+        ids: list[int] = []
+        plains: list[bytes] = []
+        for entry in batch:
+            if self.profile.skips(entry.payload.get("event", entry.event)):
+                continue
+            try:
+                plain = transport.dumps(self._record_of(entry, work.extra(entry)))
+            except Exception as exc:  # a bug or a bad profile value: dead-lettered when sent
+                work.unbuildable[entry.id] = exc
+                continue
+            ids.append(entry.id)
+            plains.append(plain)
+        work.params = dict(zip(ids, self.envelopes.encrypt(plains), strict=True))
+
+    def _record_of(self, entry: outbox.Claimed, extra: Extra) -> dict[str, object]:
+        return build_record(
+            entry.payload, self.profile, extra,
+            fallback_reason=self.settings.bad_rating_fallback_reason,
+        )
+
+    async def _claim(self, limit: int) -> tuple[list[outbox.ClaimedEntry], dict[int, Extra]]:
+        """A batch and what its records need beyond the snapshots, read in the claim's own
+        transaction (one transaction per batch, not two); a failed lookup undoes the claim."""
+        async with self.ctx.db.transaction() as session:
+            batch = await outbox.claim_in(
+                session, self.name, limit, self.settings.forwarder_lease_seconds
+            )
+            if not batch:
+                return batch, {}
+            extras = await lookup.extras_in(
+                session, self.ctx.vault, (e.payload for e in batch),
+                with_identity=self.profile.needs_evaluator,
+            )
+        return batch, extras
 
     async def _heartbeat(self, lease: _Lease) -> None:
         every = self.settings.forwarder_lease_seconds / 3
@@ -322,13 +427,15 @@ class Forwarder:
     def url_for(self, event: str) -> str:
         endpoint = self.settings.forwarder_endpoint
         path = self.profile.path_for(event)
-        return endpoint.rstrip("/") + path if path else endpoint
+        url = self._urls[event] = endpoint.rstrip("/") + path if path else endpoint
+        return url
 
     async def _deliver(
-        self, entry: outbox.Claimed, extra: Extra, lease: _Lease, stopping: asyncio.Event
+        self, entry: outbox.Claimed, work: _Batch, stopping: asyncio.Event
     ) -> _Result | None:
-        """Send one entry; its result, or None if it was not sent (a stop, the breaker, or a
-        lease too short: it is given back untouched)."""
+        """Send one entry; its result, or None if it was not sent (a stop, the breaker, a
+        lease too short, or its envelope process died: it is given back untouched)."""
+        lease = work.lease
         loop = asyncio.get_running_loop()
         timeout = self.settings.forwarder_request_timeout
         if stopping.is_set() or not lease.allows(entry.id, timeout, loop.time()):
@@ -339,13 +446,18 @@ class Forwarder:
         if self.profile.skips(event):
             log.info("not pushed: the profile skips this event",
                      extra={"outbox_id": entry.id, "key": key, "event": event})
-            return _Result(entry, key, Delivered())
-        url = self.url_for(event)
+            return _Result(entry, key, DELIVERED)
+        url = self._urls.get(event) or self.url_for(event)
         breaker = self.breaker(url)
         if breaker.wait(loop.time()) > 0:
             return None  # the endpoint is failing: not even the cost of building
         try:
-            request = await self.prepare(entry, extra, key)
+            # JSON+HMAC is built right here; an SM2 envelope waits for its ciphertext
+            request = (self._build(entry, work, key) if self.envelopes is None
+                       else await self._envelope(entry, work, key))
+        except EnvelopeProcessDied:
+            work.envelopes_lost = True
+            return None
         except Exception as exc:  # a bug or a bad profile value: nothing a retry can fix
             log.exception("cannot build the record", extra={"outbox_id": entry.id, "key": key})
             return _Result(entry, key, Dead(redact(f"cannot build the record: {exc}")[:500]))
@@ -385,23 +497,25 @@ class Forwarder:
             log.info("endpoint answers again: sending resumed",
                      extra={"endpoint": endpoint_of(url)})
 
-    async def prepare(
-        self, entry: outbox.Claimed, extra: Extra, key: str
-    ) -> transport.Request:
-        """The signed request for one entry (``key``: its idempotency key)."""
-        record = build_record(
-            entry.payload, self.profile, extra,
-            fallback_reason=self.settings.bad_rating_fallback_reason,
+    def _build(self, entry: outbox.Claimed, work: _Batch, key: str) -> transport.Request:
+        """The signed JSON request for one entry (``key``: its idempotency key)."""
+        return transport.build(
+            self._record_of(entry, work.extra(entry)), key, self.profile, self.secrets
         )
-        if self.profile.transport.kind == "sm2_envelope":  # SM2 point arithmetic: off the loop
-            # on one thread of its own: several threads computing at once only fight for
-            # the GIL (issue 13: that cost more CPU than the encryption itself)
-            request = await asyncio.get_running_loop().run_in_executor(
-                _crypto_thread(), transport.build, record, key, self.profile, self.secrets
-            )
-        else:
-            request = transport.build(record, key, self.profile, self.secrets)
-        return request
+
+    async def _envelope(self, entry: outbox.Claimed, work: _Batch, key: str) -> transport.Request:
+        """The SM2 envelope request for one entry, its ciphertext made in the envelope
+        process (:meth:`_encrypt`)."""
+        assert self.envelopes is not None
+        failed = work.unbuildable.get(entry.id)
+        if failed is not None:
+            raise failed
+        params = await work.params[entry.id]
+        # the time and its signature of the second the request leaves in
+        ts, signature = await self.envelopes.signed_time()
+        return transport.envelope_request(
+            key, ts, signature, params, self.profile.transport, self.secrets
+        )
 
     async def post(self, url: str, request: transport.Request) -> Outcome:
         """POST one request; what the answer means. Redirects are never followed."""
@@ -412,6 +526,8 @@ class Forwarder:
             return Retry(f"no answer within {self.settings.forwarder_request_timeout:g} s")
         except (HttpError, OSError) as exc:  # refused, reset, TLS, a garbled answer
             return Retry(redact(f"{type(exc).__name__}: {exc}"))
+        if acknowledged_by_status(resp.status, self.profile.response):
+            return DELIVERED  # the body is not even decoded
         return classify(
             resp.status, resp.headers, resp.text(), self.profile.response,
             retry_after_cap=self.settings.forwarder_backoff_max,
@@ -423,13 +539,18 @@ class Forwarder:
             return
         settings = self.settings
         finished: list[outbox.Finished] = []
+        # a line per record only at DEBUG, and its fields only built then (issue 13)
+        debug = log.isEnabledFor(logging.DEBUG)
         for r in results:
-            attempts = r.entry.attempts + 1
-            fields = {"outbox_id": r.entry.id, "key": r.key, "attempts": attempts}
             if isinstance(r.outcome, Delivered):
                 finished.append(outbox.Finished(r.entry.id, OutboxStatus.DELIVERED))
-                log.debug("delivered", extra=fields)
-            elif isinstance(r.outcome, Dead):
+                if debug:
+                    log.debug("delivered", extra={"outbox_id": r.entry.id, "key": r.key,
+                                                  "attempts": r.entry.attempts + 1})
+                continue
+            attempts = r.entry.attempts + 1
+            fields = {"outbox_id": r.entry.id, "key": r.key, "attempts": attempts}
+            if isinstance(r.outcome, Dead):
                 finished.append(outbox.Finished(r.entry.id, OutboxStatus.DEAD, r.outcome.reason))
                 log.warning("refused by the receiver: dead-lettered",
                             extra={**fields, "reason": r.outcome.reason})
@@ -468,17 +589,6 @@ class Forwarder:
         if lost:
             log.warning("lease lost before the outcome was recorded",
                         extra={"outbox_ids": lost[:20], "entries": len(lost)})
-
-
-_CRYPTO: ThreadPoolExecutor | None = None
-
-
-def _crypto_thread() -> ThreadPoolExecutor:
-    """The process's one thread for SM2 envelopes (created on first use, lives as long)."""
-    global _CRYPTO
-    if _CRYPTO is None:
-        _CRYPTO = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hotline-sm2")
-    return _CRYPTO
 
 
 async def _sleep(

@@ -82,7 +82,7 @@ async def test_an_unexpected_error_in_a_batch_does_not_end_the_worker(
 ) -> None:
     """Defect 1: any exception escaping a batch ended the worker, and `hotline serve` with it
     (FastAGI included)."""
-    real = lookup.extras
+    real = lookup.extras_in
     failures = {"left": 2}
 
     async def broken(*args: object, **kwargs: object) -> object:
@@ -91,7 +91,7 @@ async def test_an_unexpected_error_in_a_batch_does_not_end_the_worker(
             raise RuntimeError("a bug in the lookup")
         return await real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(lookup, "extras", broken)
+    monkeypatch.setattr(lookup, "extras_in", broken)
     async with Receiver() as rx:
         settings = rx.settings_for(tmp_path, database_url, forwarder_lease_seconds=2.5,
                                    forwarder_request_timeout=0.5)

@@ -6,11 +6,13 @@ import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from forwarder.profile import Profile, ProfileError, builtin_names, load, load_file
-from forwarder.record import Extra, build_record, idempotency_key
+from forwarder.record import Extra, _time_format, build_record, idempotency_key
+from hotline.clock import PUSH_FORMAT, to_local
 from tests.conftest import make_settings
 
 RATED = dt.datetime(2026, 1, 31, 16, 0, 0, tzinfo=dt.UTC)  # 2026-02-01 00:00:00 in Beijing
@@ -229,3 +231,20 @@ def test_a_loop_record_kind_with_an_unknown_source_is_refused(tmp_path: Path) ->
             "projectNo": "project_no", "x": "rectify_text"}}})
     with pytest.raises(ProfileError, match="project_no"):
         _with_records(tmp_path, {"feedback": {"fields": {"x": "followup_solved"}}})
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/New_York", "UTC"])
+@pytest.mark.parametrize("stored", [
+    "2026-01-31T16:00:00+00:00",  # midnight in Beijing
+    "2026-03-08T06:59:59.999999+00:00",  # the second before New York's clocks go forward
+    "2026-03-08T07:00:00.5+00:00",
+    "2026-11-01T05:30:00+00:00",  # New York's repeated hour
+    "2026-06-30T23:59:59",  # naive: stored UTC
+])
+def test_the_usual_date_format_is_strftimes(zone: str, stored: str) -> None:
+    """``yyyy-MM-dd HH:mm:ss`` is cut from the ISO form (issue 13): the same text as
+    strftime gives, also across daylight saving changes and for a naive stored time."""
+    want = to_local(dt.datetime.fromisoformat(stored), ZoneInfo(zone)).strftime(PUSH_FORMAT)
+    assert _time_format(zone, PUSH_FORMAT)(stored) == want
+    assert _time_format(zone, "%Y%m%d%H%M%S")(stored) == want.replace("-", "").replace(
+        " ", "").replace(":", "")

@@ -102,3 +102,25 @@ def test_public_key_starting_with_04_is_kept_whole() -> None:
     key = "04" + "40" * 63
     assert sm2.normalise_public_key(key) == key  # 128 digits: not a prefix, part of x
     assert sm2._crypt("", key).public_key == key
+
+
+@pytest.mark.parametrize("mode,prefix,encoding", [("C1C3C2", True, "base64"),
+                                                  ("C1C2C3", False, "hex")])
+def test_many_encrypted_at_once_each_decrypt(
+    keys: tuple[str, str], mode: str, prefix: bool, encoding: str
+) -> None:
+    """encrypt_many (the point arithmetic of all of them together) makes ciphertexts that
+    decrypt, each with its own k, and that gmssl decrypts too."""
+    fmt = sm2.CipherFormat(mode=mode, c1_prefix=prefix, encoding=encoding)  # type: ignore[arg-type]
+    plains = [f'{{"projectNo":"GD{n:04d}","x":"满意"}}'.encode() for n in range(40)] + [b"x"]
+    ciphers = sm2.encrypt_many(plains, keys[1], fmt)
+    assert [sm2.decrypt(c, keys[0], fmt) for c in ciphers] == plains
+    c1s = {c[:130] for c in ciphers}
+    assert len(c1s) == len(plains)  # a fresh k for each
+    raw = sm2.encrypt_many([b"hello province"], keys[1], sm2.CipherFormat(c1_prefix=False,
+                                                                          encoding="hex"))
+    crypt = gm.CryptSM2(private_key=keys[0], public_key="", mode=1)
+    crypt.public_key = keys[1]
+    assert crypt.decrypt(bytes.fromhex(raw[0])) == b"hello province"
+    with pytest.raises(sm2.Sm2Error):
+        sm2.encrypt_many([b"a", b""], keys[1])
