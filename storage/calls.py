@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.models import Call, SurveyStatus
-from storage.write_batch import WriteBatcher
+from storage.write_batch import WriteBatcher, first_of_each
 
 T = TypeVar("T")
 
@@ -86,11 +86,7 @@ def _insert_new_rows_sql() -> str:
 async def insert_new_calls(db: Database, rows: Sequence[dict[str, Any]]) -> list[int | None]:
     """PostgreSQL: :func:`insert_new_call` for many calls in one statement, a result per row.
     The same linkedid twice: the first row is the new call, the second finds it stored."""
-    seen: set[str] = set()
-    first = []
-    for row in rows:
-        first.append(row["linkedid"] not in seen)
-        seen.add(row["linkedid"])
+    first = first_of_each([row["linkedid"] for row in rows])
     new = [row for row, is_first in zip(rows, first, strict=True) if is_first]
     stored = await db.fetch_direct(
         _insert_new_rows_sql(), [[row[name] for row in new] for name in NEW_CALL_COLUMNS])

@@ -22,7 +22,7 @@ from storage import outbox_wake
 from storage.db import Database
 from storage.models import OutboxStatus, RatingKind, RatingSource, SurveyStatus
 from storage.ratings import snapshot
-from storage.write_batch import WriteBatcher
+from storage.write_batch import WriteBatcher, first_of_each
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,7 @@ async def store_first_vote(
 async def store_first_votes(db: Database, rows: Sequence[tuple[Any, ...]]) -> list[int | None]:
     """:func:`store_first_vote` for many calls in one statement: a rating id per row, or None.
     The same call twice: the first row votes, the second finds its rating stored."""
-    seen: set[int] = set()
-    first = []
-    for row in rows:
-        first.append(row[0] not in seen)
-        seen.add(row[0])
+    first = first_of_each([row[0] for row in rows])
     voting = [row for row, is_first in zip(rows, first, strict=True) if is_first]
     stored = await db.fetch_direct(_first_votes_sql(), [
         *(list(column) for column in zip(*voting, strict=True)),

@@ -15,7 +15,7 @@ row is in the database. A batch that fails is retried row by row, so one bad row
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -127,3 +127,15 @@ def _settle(waiting: _Waiting[Row, Result], result: Result | None = None, *,
     else:
         waiting.done.set_result(result)  # type: ignore[arg-type]
 
+
+
+def first_of_each(keys: Sequence[Hashable]) -> list[bool]:
+    """For each key of a batch, whether it is the first with that key: a row for the same
+    call twice in one statement would meet itself, so the later one is answered as "already
+    stored" and decides against what is there."""
+    seen: set[Hashable] = set()
+    first = []
+    for key in keys:
+        first.append(key not in seen)
+        seen.add(key)
+    return first
